@@ -1,0 +1,305 @@
+package node
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config is everything a node reads from its config file, environment and
+// flags. It is the only struct read from outside; every other package's
+// Config is filled from it.
+//
+// Precedence (lowest to highest): built-in defaults, the config file
+// (--config FILE, TOML, unknown keys are an error), DEMANDFLOW_<NAME>
+// environment variables, command-line flags.
+type Config struct {
+	// DataDir holds every file the node owns. Default "./data".
+	DataDir string `toml:"data_dir"`
+	// NodeName names the node in responses, logs and the cluster. Default:
+	// the host name.
+	NodeName string `toml:"node_name"`
+	// HTTPAddr is the TCP address of the HTTP/1.1 (+ cleartext HTTP/2) API.
+	// Port 0 picks a free port. Default "127.0.0.1:7070".
+	HTTPAddr string `toml:"http_addr"`
+	// HTTP3Addr is the UDP address of the HTTP/3 (QUIC) API; empty disables
+	// it. Default "" until the QUIC issue lands.
+	HTTP3Addr string `toml:"http3_addr"`
+	// RaftAddr is the TCP address of the Raft transport. Accepted and
+	// written to addrs.json; used once the cluster issue lands. Default "".
+	RaftAddr string `toml:"raft_addr"`
+	// GossipAddr is the address memberlist binds. Accepted; used once the
+	// cluster issue lands. Default "".
+	GossipAddr string `toml:"gossip_addr"`
+	// Join lists gossip addresses of existing nodes. Default none.
+	Join []string `toml:"join"`
+	// BootstrapExpect is the number of servers to wait for before
+	// bootstrapping a new cluster. Default 1.
+	BootstrapExpect int `toml:"bootstrap_expect"`
+	// MaxBodyBytes limits an ingest request body, before and after
+	// decompression, in bytes. Default 64 MiB.
+	MaxBodyBytes int64 `toml:"max_body_bytes"`
+	// ChunkRows is the number of rows per Arrow record batch. Default 16384.
+	ChunkRows int `toml:"chunk_rows"`
+	// RequestTimeout bounds the handling of one API request. Default 60s.
+	RequestTimeout time.Duration `toml:"request_timeout"`
+	// ShutdownTimeout bounds a graceful shutdown. Default 10s.
+	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `toml:"log_level"`
+	// LogFormat is text or json. Default text.
+	LogFormat string `toml:"log_format"`
+
+	// Logger receives the node's logs; nil builds one from LogLevel and
+	// LogFormat on stderr.
+	Logger *slog.Logger `toml:"-"`
+	// Registry receives the node's metrics; nil creates a new registry.
+	Registry *prometheus.Registry `toml:"-"`
+}
+
+// DefaultConfig returns the built-in defaults.
+func DefaultConfig() Config {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "node"
+	}
+	return Config{
+		DataDir:         "./data",
+		NodeName:        host,
+		HTTPAddr:        "127.0.0.1:7070",
+		BootstrapExpect: 1,
+		MaxBodyBytes:    64 << 20,
+		ChunkRows:       16384,
+		RequestTimeout:  60 * time.Second,
+		ShutdownTimeout: 10 * time.Second,
+		LogLevel:        "info",
+		LogFormat:       "text",
+	}
+}
+
+// withDefaults fills zero fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	d := DefaultConfig()
+	if c.DataDir == "" {
+		c.DataDir = d.DataDir
+	}
+	if c.NodeName == "" {
+		c.NodeName = d.NodeName
+	}
+	if c.HTTPAddr == "" {
+		c.HTTPAddr = d.HTTPAddr
+	}
+	if c.BootstrapExpect == 0 {
+		c.BootstrapExpect = d.BootstrapExpect
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = d.MaxBodyBytes
+	}
+	if c.ChunkRows == 0 {
+		c.ChunkRows = d.ChunkRows
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = d.RequestTimeout
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = d.ShutdownTimeout
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = d.LogLevel
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = d.LogFormat
+	}
+	return c
+}
+
+// Validate reports the first invalid setting, naming it.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	var errs []error
+	if c.BootstrapExpect < 1 {
+		errs = append(errs, fmt.Errorf("bootstrap_expect: %d, want >= 1", c.BootstrapExpect))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("max_body_bytes: %d, want >= 1024", c.MaxBodyBytes))
+	}
+	if c.ChunkRows < 1 || c.ChunkRows > 1<<20 {
+		errs = append(errs, fmt.Errorf("chunk_rows: %d, want 1..1048576", c.ChunkRows))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		errs = append(errs, fmt.Errorf("log_format: %q, want text or json", c.LogFormat))
+	}
+	if c.RequestTimeout < 0 || c.ShutdownTimeout < 0 {
+		errs = append(errs, errors.New("timeouts must not be negative"))
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(s)); err != nil {
+		return 0, fmt.Errorf("log_level: %q, want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+// LoadFile reads a TOML config file over c. Unknown keys are an error that
+// names them.
+func (c *Config) LoadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	defer f.Close()
+	md, err := toml.NewDecoder(f).Decode(c)
+	if err != nil {
+		return fmt.Errorf("config %s: %w", path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		keys := make([]string, len(und))
+		for i, k := range und {
+			keys[i] = k.String()
+		}
+		return fmt.Errorf("config %s: unknown keys: %s", path, strings.Join(keys, ", "))
+	}
+	return nil
+}
+
+// Setting describes one configuration value settable as a flag
+// (--http-addr), an environment variable (DEMANDFLOW_HTTP_ADDR) and a config
+// key (http_addr).
+type Setting struct {
+	Flag  string
+	Usage string
+	// Set parses a value into the config.
+	Set func(c *Config, v string) error
+	// Get formats the current value (used for flag defaults in --help).
+	Get func(c *Config) string
+}
+
+// Env returns the setting's environment variable name.
+func (s Setting) Env() string {
+	return "DEMANDFLOW_" + strings.ToUpper(strings.ReplaceAll(s.Flag, "-", "_"))
+}
+
+func strSetting(flag, usage string, p func(*Config) *string) Setting {
+	return Setting{Flag: flag, Usage: usage,
+		Set: func(c *Config, v string) error { *p(c) = v; return nil },
+		Get: func(c *Config) string { return *p(c) }}
+}
+
+func intSetting(flag, usage string, p func(*Config) *int) Setting {
+	return Setting{Flag: flag, Usage: usage,
+		Set: func(c *Config, v string) error {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not an integer", flag, v)
+			}
+			*p(c) = n
+			return nil
+		},
+		Get: func(c *Config) string { return strconv.Itoa(*p(c)) }}
+}
+
+func durSetting(flag, usage string, p func(*Config) *time.Duration) Setting {
+	return Setting{Flag: flag, Usage: usage,
+		Set: func(c *Config, v string) error {
+			d, err := time.ParseDuration(v)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not a duration (e.g. 30s)", flag, v)
+			}
+			*p(c) = d
+			return nil
+		},
+		Get: func(c *Config) string { return p(c).String() }}
+}
+
+// Settings lists every node setting. The config file path itself is
+// --config / DEMANDFLOW_CONFIG and is not in this table.
+func Settings() []Setting {
+	return []Setting{
+		strSetting("data-dir", "directory for all node data", func(c *Config) *string { return &c.DataDir }),
+		strSetting("node-name", "node name (default: host name)", func(c *Config) *string { return &c.NodeName }),
+		strSetting("http-addr", "HTTP/1.1+2 API address (TCP); port 0 picks a free port", func(c *Config) *string { return &c.HTTPAddr }),
+		strSetting("http3-addr", "HTTP/3 API address (UDP); empty disables", func(c *Config) *string { return &c.HTTP3Addr }),
+		strSetting("raft-addr", "Raft transport address (TCP)", func(c *Config) *string { return &c.RaftAddr }),
+		strSetting("gossip-addr", "memberlist gossip address", func(c *Config) *string { return &c.GossipAddr }),
+		{Flag: "join", Usage: "comma-separated gossip addresses of nodes to join",
+			Set: func(c *Config, v string) error {
+				c.Join = nil
+				for _, a := range strings.Split(v, ",") {
+					if a = strings.TrimSpace(a); a != "" {
+						c.Join = append(c.Join, a)
+					}
+				}
+				return nil
+			},
+			Get: func(c *Config) string { return strings.Join(c.Join, ",") }},
+		intSetting("bootstrap-expect", "servers to wait for before bootstrapping", func(c *Config) *int { return &c.BootstrapExpect }),
+		{Flag: "max-body-bytes", Usage: "largest ingest body in bytes, before and after decompression",
+			Set: func(c *Config, v string) error {
+				n, err := parseBytes(v)
+				if err != nil {
+					return fmt.Errorf("max-body-bytes: %w", err)
+				}
+				c.MaxBodyBytes = n
+				return nil
+			},
+			Get: func(c *Config) string { return strconv.FormatInt(c.MaxBodyBytes, 10) }},
+		intSetting("chunk-rows", "rows per Arrow record batch", func(c *Config) *int { return &c.ChunkRows }),
+		durSetting("request-timeout", "time limit for one API request", func(c *Config) *time.Duration { return &c.RequestTimeout }),
+		durSetting("shutdown-timeout", "time limit for a graceful shutdown", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+		strSetting("log-level", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
+		strSetting("log-format", "text or json", func(c *Config) *string { return &c.LogFormat }),
+	}
+}
+
+// parseBytes parses 1048576, 64KiB, 64MiB, 1GiB (also KB/MB/GB as powers of
+// 1024 for convenience).
+func parseBytes(s string) (int64, error) {
+	t := strings.TrimSpace(strings.ToUpper(s))
+	mult := int64(1)
+	for _, u := range []struct {
+		suf string
+		m   int64
+	}{{"KIB", 1 << 10}, {"MIB", 1 << 20}, {"GIB", 1 << 30}, {"KB", 1 << 10}, {"MB", 1 << 20}, {"GB", 1 << 30}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}} {
+		if strings.HasSuffix(t, u.suf) {
+			t, mult = strings.TrimSpace(strings.TrimSuffix(t, u.suf)), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%q is not a size (e.g. 67108864 or 64MiB)", s)
+	}
+	return n * mult, nil
+}
+
+// ApplyEnv applies DEMANDFLOW_* variables from environ (os.Environ format)
+// over c.
+func (c *Config) ApplyEnv(environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	for _, s := range Settings() {
+		if v, ok := env[s.Env()]; ok {
+			if err := s.Set(c, v); err != nil {
+				return fmt.Errorf("%s: %w", s.Env(), err)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,86 @@
+package node
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// handlerFunc is an API handler that returns an error instead of writing
+// one; the wrapper maps it through errorStatus.
+type handlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// statusRecorder remembers the status a handler wrote, for metrics.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (s *statusRecorder) WriteHeader(code int) {
+	if s.status == 0 {
+		s.status = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusRecorder) Write(b []byte) (int, error) {
+	if s.status == 0 {
+		s.status = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusRecorder) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+func (n *Node) handle(mux *http.ServeMux, pattern, route string, h handlerFunc) {
+	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), n.cfg.RequestTimeout)
+		defer cancel()
+		r = r.WithContext(ctx)
+		rec := &statusRecorder{ResponseWriter: w}
+		w.Header().Set("X-Demandflow-Node", n.cfg.NodeName)
+		if err := h(rec, r); err != nil {
+			n.writeError(rec, r, err)
+		}
+		n.metrics.httpRequests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
+	})
+}
+
+func (n *Node) routes() http.Handler {
+	mux := http.NewServeMux()
+	n.handle(mux, "POST /v1/datasets", "create_dataset", n.createDataset)
+	n.handle(mux, "GET /v1/datasets", "list_datasets", n.listDatasets)
+	n.handle(mux, "GET /v1/datasets/{name}", "get_dataset", n.getDataset)
+	n.handle(mux, "DELETE /v1/datasets/{name}", "delete_dataset", n.deleteDataset)
+	n.handle(mux, "POST /v1/datasets/{name}/records", "ingest", n.ingest)
+	n.handle(mux, "GET /v1/datasets/{name}/series", "list_series", n.listSeries)
+	n.handle(mux, "GET /v1/datasets/{name}/series/{id}/observations", "observations", n.observations)
+	n.handle(mux, "GET /v1/status", "status", n.status)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "node": n.cfg.NodeName})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		// Single-node: ready once the state is open, which New guarantees.
+		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "node": n.cfg.NodeName, "index": n.cl.Store().AppliedIndex()})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusNotFound, errorResponse{Error: "no such endpoint: " + r.Method + " " + r.URL.Path})
+	})
+	return mux
+}
+
+// status reports the node's identity and state.
+func (n *Node) status(w http.ResponseWriter, r *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"node":     n.cfg.NodeName,
+		"index":    n.cl.Store().AppliedIndex(),
+		"addrs":    n.Addrs(),
+		"datasets": len(n.cl.Store().Datasets()),
+		"time":     time.Now().UTC().Format(time.RFC3339),
+	})
+	return nil
+}
