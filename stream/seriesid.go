@@ -30,9 +30,14 @@ func SeriesID(dataset string, values []string) uint64 {
 
 // SeriesHasher computes SeriesID for many rows of one dataset without
 // allocating. It is not safe for concurrent use.
+//
+// It gathers the length-prefixed parts in a scratch buffer and hashes them
+// in one xxhash.Sum64 call: the one-shot hash of the concatenation equals
+// the streaming hash SeriesID computes, and is several times faster for the
+// short values dimensions usually hold.
 type SeriesHasher struct {
-	h      xxhash.Digest
 	prefix []byte
+	buf    []byte
 }
 
 // NewSeriesHasher returns a hasher for dataset.
@@ -40,23 +45,20 @@ func NewSeriesHasher(dataset string) *SeriesHasher {
 	var lenBuf [binary.MaxVarintLen64]byte
 	n := binary.PutUvarint(lenBuf[:], uint64(len(dataset)))
 	p := append(append([]byte{}, lenBuf[:n]...), dataset...)
-	return &SeriesHasher{prefix: p}
+	return &SeriesHasher{prefix: p, buf: make([]byte, 0, 256)}
 }
 
 // Begin starts a new id; Add each dimension value in schema order; Sum
 // returns the id.
 func (s *SeriesHasher) Begin() {
-	s.h.Reset()
-	_, _ = s.h.Write(s.prefix)
+	s.buf = append(s.buf[:0], s.prefix...)
 }
 
 // Add adds one dimension value.
 func (s *SeriesHasher) Add(v []byte) {
-	var lenBuf [binary.MaxVarintLen64]byte
-	n := binary.PutUvarint(lenBuf[:], uint64(len(v)))
-	_, _ = s.h.Write(lenBuf[:n])
-	_, _ = s.h.Write(v)
+	s.buf = binary.AppendUvarint(s.buf, uint64(len(v)))
+	s.buf = append(s.buf, v...)
 }
 
 // Sum returns the id of the values added since Begin.
-func (s *SeriesHasher) Sum() uint64 { return s.h.Sum64() }
+func (s *SeriesHasher) Sum() uint64 { return xxhash.Sum64(s.buf) }
