@@ -1,0 +1,429 @@
+package forecast
+
+import (
+	"math"
+)
+
+// etsCrit is the optimisation criterion.
+type etsCrit int
+
+const (
+	critLik etsCrit = iota // likelihood (R's opt.crit = "lik")
+	critMSE                // one-step MSE (R's opt.crit = "mse", used by ses)
+)
+
+const etsMaxIt = 2000
+
+// etsFit is an estimated ETS model.
+type etsFit struct {
+	spec   etsSpec
+	m      int // season length used (1 for non-seasonal models)
+	par    etsParams
+	init   []float64 // initial state [l, b?, s_0..s_{m-1}?]
+	last   []float64 // state after the last observation
+	n      int       // observations
+	np     int       // estimated parameters incl. free initial states
+	lik    float64
+	aicc   float64
+	mse    float64
+	sigma2 float64
+}
+
+// etsInitState returns forecast's heuristic initial states (initstate):
+// seasonal indices from a classical decomposition of the first three years
+// (a Fourier regression when shorter), then level and slope from the first
+// max(10, 2m) seasonally adjusted observations. Only m-1 seasonal states are
+// returned; the last is implied by normalisation.
+func etsInitState(y []float64, sp etsSpec, m int) []float64 {
+	n := len(y)
+	var initSeas []float64
+	ysa := y
+	if sp.season != 'N' {
+		var seas []float64
+		if n < 3*m {
+			// y ~ a + b t + sin + cos (first harmonic)
+			X := make([][]float64, n)
+			for t := range n {
+				tt := float64(t + 1)
+				row := []float64{1, tt, math.Sin(2 * math.Pi * tt / float64(m)), math.Cos(2 * math.Pi * tt / float64(m))}
+				if m == 2 {
+					row = row[:2]
+					row = append(row, math.Cos(2*math.Pi*tt/float64(m)))
+				}
+				X[t] = row
+			}
+			beta := olsSolve(X, y)
+			seas = make([]float64, n)
+			for t := range n {
+				tr := beta[0] + beta[1]*float64(t+1)
+				if sp.season == 'A' {
+					seas[t] = y[t] - tr
+				} else {
+					seas[t] = y[t] / tr
+				}
+			}
+		} else {
+			s3 := decompose(y[:3*m], m, sp.season == 'M')
+			seas = make([]float64, n)
+			for t := range n {
+				seas[t] = s3[t%m]
+			}
+		}
+		initSeas = make([]float64, m-1)
+		for i := range m - 1 {
+			initSeas[i] = seas[m-1-i] // rev(seasonal[2:m])
+		}
+		ysa = make([]float64, n)
+		if sp.season == 'A' {
+			for t := range n {
+				ysa[t] = y[t] - seas[t]
+			}
+		} else {
+			sum := 0.0
+			for i := range initSeas {
+				initSeas[i] = math.Max(initSeas[i], 1e-2)
+				sum += initSeas[i]
+			}
+			if sum > float64(m) {
+				d := sum + 1e-2*float64(len(initSeas))
+				for i := range initSeas {
+					initSeas[i] /= d
+				}
+			}
+			for t := range n {
+				ysa[t] = y[t] / math.Max(seas[t], 1e-2)
+			}
+		}
+	} else {
+		m = 1
+	}
+	maxn := min(max(10, 2*m), n)
+	var out []float64
+	switch sp.trend {
+	case 'N':
+		out = append(out, mean(ysa[:maxn]))
+	case 'A':
+		l0, b0 := lsfitIndex(ysa[:maxn], 1)
+		if math.Abs(l0+b0) < 1e-8 {
+			l0 *= 1 + 1e-3
+			b0 *= 1 - 1e-3
+		}
+		out = append(out, l0, b0)
+	default:
+		a, b := lsfitIndex(ysa[:maxn], 1)
+		l0 := a + b
+		if math.Abs(l0) < 1e-8 {
+			l0 = 1e-7
+		}
+		b0 := (a + 2*b) / l0
+		l0 /= b0
+		if math.Abs(b0) > 1e10 {
+			b0 = math.Copysign(1e10, b0)
+		}
+		if l0 < 1e-8 || b0 < 1e-8 {
+			l0 = math.Max(ysa[0], 1e-3)
+			b0 = math.Max(ysa[1]/ysa[0], 1e-3)
+		}
+		out = append(out, l0, b0)
+	}
+	return append(out, initSeas...)
+}
+
+// etsInitParams returns forecast's starting smoothing parameters
+// (initparam) for bounds etsLower/etsUpper; m is 1 for non-seasonal models.
+func etsInitParams(sp etsSpec, m int) []float64 {
+	lo, up := etsLower, etsUpper
+	alpha := lo[0] + 0.2*(up[0]-lo[0])/float64(m)
+	if alpha > 1 || alpha < 0 {
+		alpha = lo[0] + 2e-3
+	}
+	par := []float64{alpha}
+	if sp.trend != 'N' {
+		u := math.Min(up[1], alpha)
+		beta := lo[1] + 0.1*(u-lo[1])
+		if beta < 0 || beta > alpha {
+			beta = alpha - 1e-3
+		}
+		par = append(par, beta)
+	}
+	if sp.season != 'N' {
+		u := math.Min(up[2], 1-alpha)
+		gamma := lo[2] + 0.05*(u-lo[2])
+		if gamma < 0 || gamma > 1-alpha {
+			gamma = 1 - alpha - 1e-3
+		}
+		par = append(par, gamma)
+	}
+	if sp.damped {
+		phi := lo[3] + 0.99*(up[3]-lo[3])
+		if phi < 0 || phi > 1 {
+			phi = up[3] - 1e-3
+		}
+		par = append(par, phi)
+	}
+	return par
+}
+
+// etsTarget is the objective of the joint estimation of smoothing
+// parameters and initial states, as forecast's EtsTargetFunction.
+type etsTarget struct {
+	y    []float64
+	sp   etsSpec
+	m    int
+	crit etsCrit
+	npar int // smoothing parameters in the vector
+	st   []float64
+	ring []float64
+}
+
+func newETSTarget(y []float64, sp etsSpec, m int, crit etsCrit) *etsTarget {
+	t := &etsTarget{y: y, sp: sp, m: m, crit: crit, npar: 1}
+	if sp.trend != 'N' {
+		t.npar++
+	}
+	if sp.season != 'N' {
+		t.npar++
+	}
+	if sp.damped {
+		t.npar++
+	}
+	ns := 1
+	if sp.trend != 'N' {
+		ns++
+	}
+	if sp.season != 'N' {
+		ns += m
+	}
+	t.st = make([]float64, ns)
+	t.ring = make([]float64, max(m, 1))
+	return t
+}
+
+// params unpacks the smoothing parameters at the head of par.
+func (t *etsTarget) params(par []float64) etsParams {
+	p := etsParams{alpha: par[0], phi: 1}
+	j := 1
+	if t.sp.trend != 'N' {
+		p.beta = par[j]
+		j++
+	}
+	if t.sp.season != 'N' {
+		p.gamma = par[j]
+		j++
+	}
+	if t.sp.damped {
+		p.phi = par[j]
+	}
+	return p
+}
+
+// checkParams applies bounds = "both": the usual region and admissibility.
+func (t *etsTarget) checkParams(p etsParams) bool {
+	lo, up := etsLower, etsUpper
+	if p.alpha < lo[0] || p.alpha > up[0] {
+		return false
+	}
+	if t.sp.trend != 'N' && (p.beta < lo[1] || p.beta > p.alpha || p.beta > up[1]) {
+		return false
+	}
+	if t.sp.damped && (p.phi < lo[3] || p.phi > up[3]) {
+		return false
+	}
+	if t.sp.season != 'N' && (p.gamma < lo[2] || p.gamma > 1-p.alpha || p.gamma > up[2]) {
+		return false
+	}
+	return admissibleETS(p, t.sp, t.m)
+}
+
+// fullState expands the free initial states in par into t.st (adding the
+// implied last seasonal state) and reports whether they are valid.
+func (t *etsTarget) fullState(free []float64) bool {
+	copy(t.st, free)
+	if t.sp.season != 'N' {
+		k := 1
+		if t.sp.trend != 'N' {
+			k = 2
+		}
+		sum := 0.0
+		for _, v := range free[k:] {
+			sum += v
+		}
+		last := -sum
+		if t.sp.season == 'M' {
+			last += float64(t.m)
+		}
+		t.st[len(t.st)-1] = last
+		if t.sp.season == 'M' {
+			for _, v := range t.st[k:] {
+				if v < 0 {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+func (t *etsTarget) eval(par []float64) float64 {
+	p := t.params(par)
+	if !t.checkParams(p) {
+		return math.Inf(1)
+	}
+	if !t.fullState(par[t.npar:]) {
+		return math.Inf(1)
+	}
+	lik, mse, ok := etsFilter(t.y, t.sp, t.m, p, t.st, t.ring, nil)
+	if !ok || math.IsNaN(lik) {
+		return math.Inf(1)
+	}
+	if t.crit == critMSE {
+		return mse
+	}
+	if lik < -1e10 {
+		lik = -1e10
+	}
+	return lik
+}
+
+// fitETSSpec estimates one ETS model as forecast's etsmodel(): Nelder-Mead
+// over smoothing parameters and initial states from the heuristic start.
+// m is the season length (ignored for non-seasonal specs).
+func fitETSSpec(y []float64, sp etsSpec, m int, crit etsCrit) (*etsFit, error) {
+	if sp.season == 'N' {
+		m = 1
+	}
+	n := len(y)
+	if n < 4 || (sp.season != 'N' && n <= m) {
+		return nil, ErrTooShort
+	}
+	par := etsInitParams(sp, m)
+	par = append(par, etsInitState(y, sp, m)...)
+	if len(par) >= n-1 {
+		return nil, ErrTooShort
+	}
+	t := newETSTarget(y, sp, m, crit)
+	res := nelderMead(par, t.eval, math.Inf(-1), 1.4901161193847656e-08, etsMaxIt, nil)
+	if res.fmin >= nmBig || math.IsInf(res.fmin, 0) {
+		return nil, ErrTooShort
+	}
+	return finishETS(y, sp, m, t, par)
+}
+
+// finishETS computes the fit statistics at the optimum par.
+func finishETS(y []float64, sp etsSpec, m int, t *etsTarget, par []float64) (*etsFit, error) {
+	n := len(y)
+	p := t.params(par)
+	t.fullState(par[t.npar:])
+	init := append([]float64(nil), t.st...)
+	last := append([]float64(nil), t.st...)
+	resid := make([]float64, n)
+	lik, mse, ok := etsFilter(y, sp, m, p, last, t.ring, resid)
+	if !ok || math.IsNaN(lik) {
+		return nil, ErrTooShort
+	}
+	np := len(par)
+	k := float64(np + 1)
+	aic := lik + 2*k
+	aicc := aic + 2*k*(k+1)/(float64(n)-k-1)
+	sse := 0.0
+	for _, e := range resid {
+		sse += e * e
+	}
+	return &etsFit{
+		spec: sp, m: m, par: p, init: init, last: last, n: n, np: np,
+		lik: lik, aicc: aicc, mse: mse, sigma2: sse / float64(n-np),
+	}, nil
+}
+
+// etsCandidates lists the models forecast::ets tries by default (restrict =
+// TRUE, no multiplicative trend), in its loop order.
+func etsCandidates(seasonal, positive bool) []etsSpec {
+	var out []etsSpec
+	for _, e := range []byte{'A', 'M'} {
+		if e == 'M' && !positive {
+			continue
+		}
+		for _, tr := range []byte{'N', 'A'} {
+			seasons := []byte{'N'}
+			if seasonal {
+				seasons = []byte{'N', 'A', 'M'}
+			}
+			for _, s := range seasons {
+				for _, d := range []bool{true, false} {
+					if tr == 'N' && d {
+						continue
+					}
+					if e == 'A' && s == 'M' {
+						continue
+					}
+					if s == 'M' && !positive {
+						continue
+					}
+					out = append(out, etsSpec{e, tr, s, d})
+				}
+			}
+		}
+	}
+	return out
+}
+
+// autoETS selects the ETS model with the lowest AICc as forecast::ets does
+// with its defaults.
+func autoETS(y []float64, m int) (*etsFit, error) {
+	best, _, err := autoETSWithDamped(y, m)
+	return best, err
+}
+
+// autoETSWithDamped is autoETS that also returns the ETS(A,Ad,N) fit made
+// during the search (nil if none).
+func autoETSWithDamped(y []float64, m int) (best, damped *etsFit, err error) {
+	n := len(y)
+	if n == 0 {
+		return nil, nil, ErrTooShort
+	}
+	if isConstant(y) {
+		return constantETS(y), nil, nil
+	}
+	if n <= 6 {
+		f, err := fitETSSpec(y, etsSpec{'A', 'N', 'N', false}, 1, critLik)
+		if err != nil {
+			return constantETS(y[n-1:]), nil, nil
+		}
+		return f, nil, nil
+	}
+	positive := true
+	for _, v := range y {
+		if v <= 0 {
+			positive = false
+			break
+		}
+	}
+	seasonal := m > 1 && n > m && m <= 24
+	for _, sp := range etsCandidates(seasonal, positive) {
+		f, err := fitETSSpec(y, sp, m, critLik)
+		if err != nil || math.IsNaN(f.aicc) {
+			continue
+		}
+		if sp == (etsSpec{'A', 'A', 'N', true}) {
+			damped = f
+		}
+		if best == nil || f.aicc < best.aicc {
+			best = f
+		}
+	}
+	if best == nil {
+		return nil, nil, ErrTooShort
+	}
+	return best, damped, nil
+}
+
+// constantETS is the model forecast::ets returns for a constant series: a
+// random walk with zero variance.
+func constantETS(y []float64) *etsFit {
+	v := y[len(y)-1]
+	return &etsFit{
+		spec: etsSpec{'A', 'N', 'N', false}, m: 1,
+		par:  etsParams{alpha: 0.99999, phi: 1},
+		init: []float64{v}, last: []float64{v}, n: len(y),
+	}
+}
