@@ -1,0 +1,242 @@
+package cluster
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/hashicorp/raft"
+)
+
+// FSM is the replicated state machine: it applies committed log entries to
+// its Store. It implements raft.FSM and raft.BatchingFSM; Apply, ApplyBatch,
+// Snapshot and Restore must be called from one goroutine at a time (Raft's
+// FSM goroutine, or Local), while the Store's read methods may be called
+// concurrently.
+//
+// Apply is deterministic: given the same entries in the same order every
+// node reaches the same state. Business rejections (dataset exists, unknown
+// dataset, schema changed) are error values in the response slot; entries
+// that cannot be decoded, unknown non-ignorable commands and storage
+// failures panic, because continuing would let replicas diverge.
+type FSM struct {
+	store  *Store
+	logger *slog.Logger
+	mem    memory.Allocator
+
+	batches atomic.Int64 // ApplyBatch calls that committed a Pebble batch
+}
+
+var (
+	_ raft.FSM         = (*FSM)(nil)
+	_ raft.BatchingFSM = (*FSM)(nil)
+)
+
+// NewFSM returns an FSM applying to store; logger nil discards logs. The FSM
+// does not own store: closing it is the caller's job.
+func NewFSM(store *Store, logger *slog.Logger) *FSM {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &FSM{store: store, logger: logger.With("component", "fsm"), mem: memory.NewGoAllocator()}
+}
+
+// Store returns the FSM's store.
+func (f *FSM) Store() *Store { return f.store }
+
+// Apply applies one log entry; see ApplyBatch.
+func (f *FSM) Apply(l *raft.Log) any {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies logs in order in ONE Pebble batch that also records the
+// index and term of the last log, committed with the store's durability
+// (StoreConfig.Sync). It returns one response per log: nil, an error value
+// (a business rejection) or an *IngestResult. Logs at or below the stored
+// applied index are skipped (nil response), so a replay after a restart
+// applies nothing twice. Non-command logs (Raft configuration changes) only
+// advance the applied index.
+func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
+	resps := make([]any, len(logs))
+	if len(logs) == 0 {
+		return resps
+	}
+	ac := f.store.newApplyCtx()
+	defer ac.close()
+	applied := f.store.AppliedIndex()
+	var last *raft.Log
+	for i, l := range logs {
+		if l.Index <= applied && applied != 0 {
+			f.logger.Debug("skip applied entry", "raft_index", l.Index)
+			continue
+		}
+		last = l
+		if l.Type != raft.LogCommand {
+			continue
+		}
+		resps[i] = f.apply(ac, l)
+	}
+	if last == nil {
+		return resps
+	}
+	ac.commit(last.Index, last.Term)
+	f.batches.Add(1)
+	return resps
+}
+
+// apply dispatches one command entry.
+func (f *FSM) apply(ac *applyCtx, l *raft.Log) any {
+	t, h, payload, err := splitEntry(l.Data)
+	if err != nil {
+		panic(fmt.Sprintf("cluster: fsm: undecodable entry at index %d: %v", l.Index, err))
+	}
+	switch t {
+	case CmdCreateDataset:
+		return f.applyCreateDataset(ac, l.Index, h)
+	case CmdDeleteDataset:
+		return f.applyDeleteDataset(ac, l.Index, h)
+	case CmdIngest:
+		return f.applyIngest(ac, l.Index, h, payload)
+	}
+	if t&IgnorableCommand != 0 {
+		f.logger.Warn("ignoring unknown ignorable command", "type", uint8(t), "raft_index", l.Index)
+		return nil
+	}
+	panic(fmt.Sprintf("cluster: fsm: unknown command type %d at index %d", uint8(t), l.Index))
+}
+
+// divergence panics for an entry that was committed but cannot be applied.
+func divergence(t CommandType, index uint64, err error) {
+	panic(fmt.Sprintf("cluster: fsm: undecodable %s entry at index %d: %v", t, index, err))
+}
+
+// applyCtx is the state of one ApplyBatch: the Pebble batch and overlays of
+// everything written in it that later entries of the same batch must see
+// (reads of the committed state do not see the open batch).
+type applyCtx struct {
+	s *Store
+	b *pebble.Batch
+
+	datasets    map[string]*dsEntry // created (entry) or deleted (nil) in this batch
+	nextID      uint32
+	nextIDDirty bool
+	stats       map[uint32]*statsWork
+	series      map[seriesRef]struct{}
+	txs         map[txRef]*txRecordWire
+	parts       map[partRef]*IngestResult
+
+	keyBuf, valBuf []byte
+}
+
+type statsWork struct {
+	e  *dsEntry
+	st dsStats
+}
+
+type seriesRef struct {
+	dsid uint32
+	sid  uint64
+}
+
+type txRef struct {
+	dsid uint32
+	key  string
+}
+
+type partRef struct {
+	dsid uint32
+	key  string
+	part int
+}
+
+func (s *Store) newApplyCtx() *applyCtx {
+	s.mu.RLock()
+	next := s.nextID
+	s.mu.RUnlock()
+	return &applyCtx{
+		s:        s,
+		b:        s.db.NewBatch(),
+		datasets: map[string]*dsEntry{},
+		nextID:   next,
+		stats:    map[uint32]*statsWork{},
+		series:   map[seriesRef]struct{}{},
+		txs:      map[txRef]*txRecordWire{},
+		parts:    map[partRef]*IngestResult{},
+	}
+}
+
+func (ac *applyCtx) close() {
+	if ac.b != nil {
+		_ = ac.b.Close()
+		ac.b = nil
+	}
+}
+
+// dataset returns the dataset name as of this point of the batch.
+func (ac *applyCtx) dataset(name string) *dsEntry {
+	if e, ok := ac.datasets[name]; ok {
+		return e
+	}
+	return ac.s.dataset(name)
+}
+
+func (ac *applyCtx) statsOf(e *dsEntry) *dsStats {
+	w, ok := ac.stats[e.id]
+	if !ok {
+		w = &statsWork{e: e, st: loadStats(e)}
+		ac.stats[e.id] = w
+	}
+	return &w.st
+}
+
+// must panics on a storage error during apply: the node cannot keep its
+// state in step with the log.
+func must(err error) {
+	if err != nil {
+		panic(fmt.Sprintf("cluster: fsm store write failed during apply: %v", err))
+	}
+}
+
+// commit writes the applied index, counters and id allocator into the batch,
+// commits it and publishes the new state to the in-memory caches.
+func (ac *applyCtx) commit(index, term uint64) {
+	s := ac.s
+	var v [16]byte
+	putU64(v[:8], index)
+	putU64(v[8:], term)
+	must(ac.b.Set(keyApplied, v[:], nil))
+	if ac.nextIDDirty {
+		var id [4]byte
+		putU32(id[:], ac.nextID)
+		must(ac.b.Set(keyNextID, id[:], nil))
+	}
+	for id, w := range ac.stats {
+		must(ac.b.Set(statsKey(id), w.st.encode(), nil))
+	}
+	must(ac.b.Commit(s.wo))
+	// Publish: counters first (entries not yet visible are harmless), then
+	// the catalog, then the index, so a reader that sees index i sees the
+	// catalog of i.
+	for _, w := range ac.stats {
+		w.st.store(w.e)
+	}
+	if len(ac.datasets) > 0 || ac.nextIDDirty {
+		s.mu.Lock()
+		for name, e := range ac.datasets {
+			if e == nil {
+				delete(s.datasets, name)
+			} else {
+				s.datasets[name] = e
+			}
+		}
+		s.nextID = ac.nextID
+		s.mu.Unlock()
+	}
+	s.term.Store(term)
+	s.applied.Store(index)
+}
+
+var _ io.Closer = (*Store)(nil)

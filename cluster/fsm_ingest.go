@@ -1,0 +1,256 @@
+package cluster
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/demandflow/demandflow/stream"
+	"github.com/hashicorp/go-msgpack/v2/codec"
+)
+
+// MaxTxErrors is the number of rejected rows a transaction record keeps.
+const MaxTxErrors = 100
+
+// IngestResult is the FSM's response to one ingest part.
+type IngestResult struct {
+	TxID     string `codec:"tx"`
+	Part     int    `codec:"part"`
+	Parts    int    `codec:"parts"`
+	Accepted int    `codec:"acc"`
+	Rejected int    `codec:"rej"`
+	// Errors are all of this part's rejected rows.
+	Errors []stream.RowError `codec:"errors"`
+	// Duplicate is true when the part had already been applied for the same
+	// idempotency key; the other fields are then the recorded first result
+	// and nothing was stored.
+	Duplicate bool `codec:"-"`
+}
+
+// TxRecord is the FSM's record of one ingest transaction, keyed by dataset
+// and idempotency key. It is immutable once returned.
+type TxRecord struct {
+	// Key is the idempotency key (the client's, or the first TxID).
+	Key string
+	// TxID is the id of the first transaction that applied a part.
+	TxID    string
+	Dataset string
+	Source  string
+	Node    string
+	// Parts is the part count of the first transaction; PartsApplied counts
+	// distinct parts applied so far.
+	Parts        int
+	PartsApplied int
+	// Accepted and Rejected sum the rows of the applied parts.
+	Accepted int
+	Rejected int
+	RowsIn   int
+	Bytes    int64
+	// Errors holds the first MaxTxErrors rejected rows.
+	Errors []stream.RowError
+	// Created is the ingress time of the first transaction.
+	Created time.Time
+	// Index is the Raft index of the first applied part.
+	Index uint64
+}
+
+// Complete reports whether every part of the transaction was applied.
+func (r *TxRecord) Complete() bool { return r.PartsApplied >= r.Parts }
+
+// txRecordWire is TxRecord as stored (msgpack; times as unix ns).
+type txRecordWire struct {
+	Key          string            `codec:"key"`
+	TxID         string            `codec:"tx"`
+	Dataset      string            `codec:"ds"`
+	Source       string            `codec:"src"`
+	Node         string            `codec:"node"`
+	Parts        int               `codec:"parts"`
+	PartsApplied int               `codec:"applied"`
+	Accepted     int               `codec:"acc"`
+	Rejected     int               `codec:"rej"`
+	RowsIn       int               `codec:"rows_in"`
+	Bytes        int64             `codec:"bytes"`
+	Errors       []stream.RowError `codec:"errors"`
+	Created      int64             `codec:"created"`
+	Index        uint64            `codec:"index"`
+}
+
+func (w *txRecordWire) record() *TxRecord {
+	return &TxRecord{
+		Key: w.Key, TxID: w.TxID, Dataset: w.Dataset, Source: w.Source, Node: w.Node,
+		Parts: w.Parts, PartsApplied: w.PartsApplied, Accepted: w.Accepted, Rejected: w.Rejected,
+		RowsIn: w.RowsIn, Bytes: w.Bytes, Errors: w.Errors, Created: time.Unix(0, w.Created).UTC(), Index: w.Index,
+	}
+}
+
+func msgpackEncode(v any) []byte {
+	var out []byte
+	if err := codec.NewEncoderBytes(&out, msgpackHandle).Encode(v); err != nil {
+		panic(fmt.Sprintf("cluster: fsm: encode record: %v", err))
+	}
+	return out
+}
+
+// applyIngest applies one ingest part. Response: *IngestResult, or an error
+// wrapping ErrUnknownDataset or ErrSchemaMismatch.
+func (f *FSM) applyIngest(ac *applyCtx, index uint64, h, payload []byte) any {
+	var hdr ingestHeader
+	if err := decodeHeader(h, &hdr); err != nil {
+		divergence(CmdIngest, index, err)
+	}
+	e := ac.dataset(hdr.Dataset)
+	if e == nil {
+		return fmt.Errorf("%w: %q", ErrUnknownDataset, hdr.Dataset)
+	}
+	if prev := ac.partResult(e.id, hdr.Key, hdr.Part); prev != nil {
+		dup := *prev
+		dup.Duplicate = true
+		return &dup
+	}
+	recs, err := decodeRows(payload, hdr.Codec, f.mem)
+	if err != nil {
+		divergence(CmdIngest, index, err)
+	}
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	as := e.schema.ArrowSchema()
+	rows := 0
+	for _, r := range recs {
+		if !r.Schema().Equal(as) {
+			// The dataset was re-created with another schema between
+			// validation and apply.
+			return fmt.Errorf("%w: dataset %q", ErrSchemaMismatch, hdr.Dataset)
+		}
+		rows += int(r.NumRows())
+	}
+	st := ac.statsOf(e)
+	for _, r := range recs {
+		ac.writeRows(e, st, r)
+	}
+	res := &IngestResult{
+		TxID: hdr.TxID, Part: hdr.Part, Parts: hdr.Parts,
+		Accepted: rows, Rejected: len(hdr.Errors), Errors: hdr.Errors,
+	}
+	ac.parts[partRef{e.id, hdr.Key, hdr.Part}] = res
+	must(ac.b.Set(txPartKey(e.id, hdr.Key, hdr.Part), msgpackEncode(res), nil))
+
+	tx := ac.txRecord(e.id, hdr.Key)
+	if tx == nil {
+		tx = &txRecordWire{
+			Key: hdr.Key, TxID: hdr.TxID, Dataset: hdr.Dataset, Source: hdr.Source, Node: hdr.Node,
+			Parts: hdr.Parts, RowsIn: hdr.RowsIn, Bytes: hdr.Bytes, Created: hdr.ReceivedAt, Index: index,
+		}
+		ac.txs[txRef{e.id, hdr.Key}] = tx
+		st.txs++
+	}
+	tx.PartsApplied++
+	tx.Accepted += rows
+	tx.Rejected += len(hdr.Errors)
+	if room := MaxTxErrors - len(tx.Errors); room > 0 {
+		tx.Errors = append(tx.Errors, hdr.Errors[:min(room, len(hdr.Errors))]...)
+	}
+	must(ac.b.Set(txKey(e.id, hdr.Key), msgpackEncode(tx), nil))
+	st.accepted += int64(rows)
+	st.rejected += int64(len(hdr.Errors))
+	return res
+}
+
+// partResult returns the recorded result of an applied part, or nil.
+func (ac *applyCtx) partResult(dsid uint32, key string, part int) *IngestResult {
+	if r, ok := ac.parts[partRef{dsid, key, part}]; ok {
+		return r
+	}
+	v, ok := ac.s.get(txPartKey(dsid, key, part))
+	if !ok {
+		return nil
+	}
+	r := &IngestResult{}
+	if err := decodeHeader(v, r); err != nil {
+		panic(fmt.Sprintf("cluster: fsm: corrupt part record: %v", err))
+	}
+	ac.parts[partRef{dsid, key, part}] = r
+	return r
+}
+
+// txRecord returns the transaction record as of this point of the batch, or nil.
+func (ac *applyCtx) txRecord(dsid uint32, key string) *txRecordWire {
+	if r, ok := ac.txs[txRef{dsid, key}]; ok {
+		return r
+	}
+	v, ok := ac.s.get(txKey(dsid, key))
+	if !ok {
+		return nil
+	}
+	r := &txRecordWire{}
+	if err := decodeHeader(v, r); err != nil {
+		panic(fmt.Sprintf("cluster: fsm: corrupt transaction record: %v", err))
+	}
+	ac.txs[txRef{dsid, key}] = r
+	return r
+}
+
+// writeRows writes the observations of one validated record and the
+// dictionary entries of series not seen before. Duplicates of (series,
+// period) follow the dataset's policy: "last" Sets, so the later write in
+// batch order wins; "sum" Merges (see sumMerger).
+func (ac *applyCtx) writeRows(e *dsEntry, st *dsStats, r arrow.RecordBatch) {
+	sc := e.schema
+	sids := r.Column(stream.IdxSeriesID).(*array.Uint64)
+	periods := r.Column(stream.IdxPeriod).(*array.Date32)
+	dims := make([]*array.String, len(sc.Dimensions))
+	for i := range dims {
+		dims[i] = r.Column(stream.IdxFirstDimension + i).(*array.String)
+	}
+	measure := r.Column(sc.IdxMeasure()).(*array.Float64)
+	covs := make([]*array.Float64, len(sc.Covariates))
+	for i := range covs {
+		covs[i] = r.Column(sc.IdxCovariate(i)).(*array.Float64)
+	}
+	var objs *array.String
+	if i := sc.IdxObjectID(); i >= 0 {
+		objs = r.Column(i).(*array.String)
+	}
+	sum := sc.Duplicates == stream.DuplicatesSum
+	covVals := make([]float64, len(covs))
+	covNull := make([]bool, len(covs))
+	dimVals := make([]string, len(dims))
+	var lastSID uint64
+	haveLast := false
+	for i := range int(r.NumRows()) {
+		sid := sids.Value(i)
+		if !haveLast || sid != lastSID {
+			ref := seriesRef{e.id, sid}
+			if _, ok := ac.series[ref]; !ok {
+				k := seriesKey(e.id, sid)
+				if !ac.s.has(k) {
+					for j, d := range dims {
+						dimVals[j] = d.Value(i)
+					}
+					must(ac.b.Set(k, encodeDims(dimVals), nil))
+					st.series++
+				}
+				ac.series[ref] = struct{}{}
+			}
+			lastSID, haveLast = sid, true
+		}
+		for j, c := range covs {
+			covNull[j] = c.IsNull(i)
+			covVals[j] = c.Value(i)
+		}
+		obj, hasObj := "", false
+		if objs != nil && objs.IsValid(i) {
+			obj, hasObj = objs.Value(i), true
+		}
+		ac.keyBuf = appendObsKey(ac.keyBuf[:0], e.id, sid, int32(periods.Value(i)))
+		ac.valBuf = appendObsValue(ac.valBuf[:0], measure.Value(i), covVals, covNull, obj, hasObj)
+		if sum {
+			must(ac.b.Merge(ac.keyBuf, ac.valBuf, nil))
+		} else {
+			must(ac.b.Set(ac.keyBuf, ac.valBuf, nil))
+		}
+	}
+}

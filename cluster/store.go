@@ -1,0 +1,670 @@
+package cluster
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/demandflow/demandflow/stream"
+)
+
+// StoreConfig configures the FSM's Pebble store.
+type StoreConfig struct {
+	// Dir is the store's directory; required.
+	Dir string
+	// FS is the filesystem; nil means vfs.Default. Tests use vfs.NewMem().
+	FS vfs.FS
+	// Sync makes every ApplyBatch commit with pebble.Sync, so a response
+	// means the entry is durable in the FSM store. It must be true while
+	// entries are applied locally without Raft (Local): then the FSM store is
+	// the only copy. With Raft the log is synced before entries are applied
+	// and a restart re-applies everything after the stored applied index, so
+	// the FSM may commit with NoSync. Default false; DefaultStoreConfig sets
+	// it to true.
+	Sync bool
+	// Logger receives store and Pebble logs; nil discards them.
+	Logger *slog.Logger
+	// CacheSize is Pebble's block cache size in bytes; default 64 MiB.
+	CacheSize int64
+	// MemTableSize is the size of one Pebble memtable in bytes; default 32
+	// MiB. Ingest batches of 10k rows make ~1 MB of writes, so a memtable
+	// takes a few dozen of them before a flush.
+	MemTableSize uint64
+	// L0CompactionThreshold and L0StopWritesThreshold are Pebble's L0 read
+	// amplification thresholds; defaults 4 and 24.
+	L0CompactionThreshold int
+	L0StopWritesThreshold int
+}
+
+// Defaults of StoreConfig.
+const (
+	DefaultCacheSize             = 64 << 20
+	DefaultMemTableSize          = 32 << 20
+	DefaultL0CompactionThreshold = 4
+	DefaultL0StopWritesThreshold = 24
+)
+
+// DefaultStoreConfig returns the configuration used by the single-node
+// committer: Sync on, defaults elsewhere; Dir is left empty.
+func DefaultStoreConfig() StoreConfig {
+	return StoreConfig{Sync: true}.withDefaults()
+}
+
+// Validate reports the first invalid field.
+func (c StoreConfig) Validate() error {
+	switch {
+	case c.Dir == "":
+		return errors.New("store: dir is required")
+	case c.CacheSize < 0:
+		return fmt.Errorf("store: cache size %d is negative", c.CacheSize)
+	case c.L0CompactionThreshold < 0 || c.L0StopWritesThreshold < 0:
+		return errors.New("store: L0 thresholds must not be negative")
+	case c.L0StopWritesThreshold != 0 && c.L0StopWritesThreshold < c.L0CompactionThreshold:
+		return fmt.Errorf("store: L0 stop-writes threshold %d is below the compaction threshold %d",
+			c.L0StopWritesThreshold, c.L0CompactionThreshold)
+	}
+	return nil
+}
+
+func (c StoreConfig) withDefaults() StoreConfig {
+	if c.FS == nil {
+		c.FS = vfs.Default
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = DefaultCacheSize
+	}
+	if c.MemTableSize == 0 {
+		c.MemTableSize = DefaultMemTableSize
+	}
+	if c.L0CompactionThreshold == 0 {
+		c.L0CompactionThreshold = DefaultL0CompactionThreshold
+	}
+	if c.L0StopWritesThreshold == 0 {
+		c.L0StopWritesThreshold = DefaultL0StopWritesThreshold
+	}
+	return c
+}
+
+// dsEntry is the in-memory view of one dataset. id, schema and created are
+// immutable; the counters are updated after each committed apply batch.
+type dsEntry struct {
+	id       uint32
+	schema   *stream.Schema
+	created  time.Time
+	series   atomic.Int64
+	accepted atomic.Int64
+	rejected atomic.Int64
+	txs      atomic.Int64
+}
+
+// DatasetInfo describes a dataset for listings.
+type DatasetInfo struct {
+	// Schema is shared; callers must not modify it.
+	Schema       *stream.Schema
+	ID           uint32
+	Created      time.Time
+	Series       int
+	RowsAccepted int64
+	RowsRejected int64
+	Transactions int64
+}
+
+// SeriesInfo is one series of a dataset.
+type SeriesInfo struct {
+	ID         uint64            `json:"id"`
+	Dimensions map[string]string `json:"dimensions"`
+}
+
+// Observation is one stored (period, value) of a series.
+type Observation struct {
+	// Period is the date32 (days since 1970-01-01) of the period's first day.
+	Period int32 `json:"period"`
+	Value  float64
+	// Covariates are in schema order; NaN means null.
+	Covariates []float64
+	ObjectID   string
+}
+
+// Store is the FSM's state: one Pebble instance plus in-memory caches of
+// the dataset catalog and counters. The FSM is its only writer; every read
+// method is safe for concurrent use with apply and sees a committed state
+// (possibly one batch behind).
+type Store struct {
+	cfg    StoreConfig
+	db     *pebble.DB
+	logger *slog.Logger
+	wo     *pebble.WriteOptions
+
+	applied atomic.Uint64
+	term    atomic.Uint64
+
+	mu       sync.RWMutex // guards datasets and nextID; held only for map access
+	datasets map[string]*dsEntry
+	nextID   uint32
+
+	closeMu sync.Mutex
+	closed  bool
+}
+
+// OpenStore opens (creating if needed) the store in cfg.Dir and loads the
+// in-memory caches. Pebble is tuned for a write-heavy, append-mostly
+// workload: a CacheSize block cache shared by all levels, MemTableSize
+// memtables (two may be queued before writes stall), L0 compaction from
+// L0CompactionThreshold files and a write stop at L0StopWritesThreshold,
+// Snappy for L0-L2 (cheap, data is short-lived there) and Zstd below
+// (the "Balanced" profile: most of the data lives in the bottom levels).
+// The "demandflow.sum.v1" merge operator implements the "sum" duplicate
+// policy.
+//
+// If a snapshot restore was interrupted, the partial state is wiped and the
+// applied index reads 0, so Raft restores the snapshot again.
+func OpenStore(cfg StoreConfig) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	cache := pebble.NewCache(cfg.CacheSize)
+	defer cache.Unref()
+	opts := &pebble.Options{
+		FS:                          cfg.FS,
+		Cache:                       cache,
+		MemTableSize:                cfg.MemTableSize,
+		MemTableStopWritesThreshold: 4,
+		L0CompactionThreshold:       cfg.L0CompactionThreshold,
+		L0StopWritesThreshold:       cfg.L0StopWritesThreshold,
+		Merger:                      sumMerger,
+		FormatMajorVersion:          pebble.FormatNewest,
+		Logger:                      pebbleLogger{cfg.Logger},
+	}
+	opts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionBalanced })
+	db, err := pebble.Open(cfg.Dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("open fsm store: %w", err)
+	}
+	s := &Store{
+		cfg:    cfg,
+		db:     db,
+		logger: cfg.Logger,
+		wo:     pebble.NoSync,
+	}
+	if cfg.Sync {
+		s.wo = pebble.Sync
+	}
+	if _, closer, err := db.Get(keyRestoring); err == nil {
+		_ = closer.Close()
+		s.logger.Warn("fsm store: interrupted snapshot restore found, wiping state")
+		b := db.NewBatch()
+		if err := b.DeleteRange(keyspaceStart, keyspaceEnd, nil); err == nil {
+			err = b.Commit(pebble.Sync)
+		}
+		if err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("open fsm store: wipe partial restore: %w", err)
+		}
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		_ = db.Close()
+		return nil, fmt.Errorf("open fsm store: %w", err)
+	}
+	if err := s.load(); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open fsm store: %w", err)
+	}
+	return s, nil
+}
+
+// load (re)builds the in-memory caches from Pebble.
+func (s *Store) load() error {
+	var applied, term uint64
+	if v, closer, err := s.db.Get(keyApplied); err == nil {
+		if len(v) == 16 {
+			applied, term = binary.BigEndian.Uint64(v), binary.BigEndian.Uint64(v[8:])
+		}
+		_ = closer.Close()
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return err
+	}
+	var nextID uint32 = 1
+	if v, closer, err := s.db.Get(keyNextID); err == nil {
+		if len(v) == 4 {
+			nextID = binary.BigEndian.Uint32(v)
+		}
+		_ = closer.Close()
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return err
+	}
+	datasets := map[string]*dsEntry{}
+	err := s.scan(context.Background(), []byte{prefixDataset}, []byte{prefixDataset + 1}, func(k, v []byte) (bool, error) {
+		e, err := decodeDatasetValue(v)
+		if err != nil {
+			return false, fmt.Errorf("dataset %q: %w", k[1:], err)
+		}
+		datasets[e.schema.Name] = e
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, e := range datasets {
+		if v, closer, err := s.db.Get(statsKey(e.id)); err == nil {
+			st := decodeStats(v)
+			_ = closer.Close()
+			st.store(e)
+		} else if !errors.Is(err, pebble.ErrNotFound) {
+			return err
+		}
+	}
+	s.applied.Store(applied)
+	s.term.Store(term)
+	s.mu.Lock()
+	s.datasets, s.nextID = datasets, nextID
+	s.mu.Unlock()
+	return nil
+}
+
+// Close closes the store; it is idempotent. Reads after Close fail.
+func (s *Store) Close() error {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if err := s.db.Close(); err != nil {
+		return fmt.Errorf("close fsm store: %w", err)
+	}
+	return nil
+}
+
+// AppliedIndex returns the index of the last log entry applied and committed.
+func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }
+
+func (s *Store) dataset(name string) *dsEntry {
+	s.mu.RLock()
+	e := s.datasets[name]
+	s.mu.RUnlock()
+	return e
+}
+
+// Dataset returns the schema of the dataset name. The schema is shared and
+// must not be modified. It is cheap (a map lookup under a read lock).
+func (s *Store) Dataset(name string) (*stream.Schema, bool) {
+	e := s.dataset(name)
+	if e == nil {
+		return nil, false
+	}
+	return e.schema, true
+}
+
+// Datasets lists every dataset, sorted by name.
+func (s *Store) Datasets() []DatasetInfo {
+	s.mu.RLock()
+	out := make([]DatasetInfo, 0, len(s.datasets))
+	for _, e := range s.datasets {
+		out = append(out, DatasetInfo{
+			Schema: e.schema, ID: e.id, Created: e.created,
+			Series: int(e.series.Load()), RowsAccepted: e.accepted.Load(),
+			RowsRejected: e.rejected.Load(), Transactions: e.txs.Load(),
+		})
+	}
+	s.mu.RUnlock()
+	slices.SortFunc(out, func(a, b DatasetInfo) int { return cmpString(a.Schema.Name, b.Schema.Name) })
+	return out
+}
+
+func cmpString(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// SeriesCount returns the number of series of dataset, 0 when unknown.
+func (s *Store) SeriesCount(dataset string) int {
+	if e := s.dataset(dataset); e != nil {
+		return int(e.series.Load())
+	}
+	return 0
+}
+
+// Default and maximum page sizes of Series.
+const (
+	DefaultSeriesLimit = 100
+	MaxSeriesLimit     = 10000
+)
+
+// Series lists the series of dataset whose dimensions equal every value in
+// filter (dimension name -> value), in series-id order, starting after the
+// series id after (0 = from the start). limit <= 0 means
+// DefaultSeriesLimit; it is capped at MaxSeriesLimit. next is the id to pass
+// as after for the next page, 0 when there is none. Unknown datasets return
+// ErrUnknownDataset, unknown filter dimensions ErrUnknownDimension.
+func (s *Store) Series(ctx context.Context, dataset string, filter map[string]string, after uint64, limit int) ([]SeriesInfo, uint64, error) {
+	e := s.dataset(dataset)
+	if e == nil {
+		return nil, 0, fmt.Errorf("%w: %q", ErrUnknownDataset, dataset)
+	}
+	dims := e.schema.Dimensions
+	type cond struct {
+		idx int
+		val string
+	}
+	conds := make([]cond, 0, len(filter))
+	for d, v := range filter {
+		i := slices.Index(dims, d)
+		if i < 0 {
+			return nil, 0, fmt.Errorf("%w: %q is not a dimension of dataset %q (dimensions: %v)", ErrUnknownDimension, d, dataset, dims)
+		}
+		conds = append(conds, cond{i, v})
+	}
+	if limit <= 0 {
+		limit = DefaultSeriesLimit
+	}
+	limit = min(limit, MaxSeriesLimit)
+	if after == math.MaxUint64 {
+		return nil, 0, nil
+	}
+	lo := seriesKey(e.id, after)
+	if after != 0 {
+		lo = seriesKey(e.id, after+1)
+	}
+	_, hi := dsRange(prefixSeries, e.id)
+	var out []SeriesInfo
+	var next uint64
+	err := s.scan(ctx, lo, hi, func(k, v []byte) (bool, error) {
+		vals, ok := decodeDims(v, len(dims))
+		if !ok {
+			return false, fmt.Errorf("corrupt series entry %x", k)
+		}
+		for _, c := range conds {
+			if vals[c.idx] != c.val {
+				return true, nil
+			}
+		}
+		id := binary.BigEndian.Uint64(k[5:])
+		if len(out) == limit {
+			next = out[len(out)-1].ID
+			return false, nil
+		}
+		m := make(map[string]string, len(dims))
+		for i, d := range dims {
+			m[d] = vals[i]
+		}
+		out = append(out, SeriesInfo{ID: id, Dimensions: m})
+		return true, nil
+	})
+	if err != nil {
+		return nil, 0, fmt.Errorf("list series of %q: %w", dataset, err)
+	}
+	return out, next, nil
+}
+
+// Observations returns the observations of one series with from <= period
+// <= to (date32; math.MinInt32 / math.MaxInt32 leave a side open), in period
+// order. Unknown datasets return ErrUnknownDataset, unknown series
+// ErrUnknownSeries.
+func (s *Store) Observations(ctx context.Context, dataset string, seriesID uint64, from, to int32) ([]Observation, error) {
+	e := s.dataset(dataset)
+	if e == nil {
+		return nil, fmt.Errorf("%w: %q", ErrUnknownDataset, dataset)
+	}
+	// One snapshot-free check is enough: series are only removed with the
+	// whole dataset.
+	_, closer, err := s.db.Get(seriesKey(e.id, seriesID))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, fmt.Errorf("%w: %d in dataset %q", ErrUnknownSeries, seriesID, dataset)
+	} else if err != nil {
+		return nil, fmt.Errorf("read series %d: %w", seriesID, err)
+	}
+	_ = closer.Close()
+	if from > to {
+		return nil, nil
+	}
+	prefix := obsSeriesPrefix(e.id, seriesID)
+	lo := binary.BigEndian.AppendUint32(slices.Clone(prefix), biasPeriod(from))
+	var hi []byte
+	if to == math.MaxInt32 {
+		hi = binary.BigEndian.AppendUint64(dsPrefix(prefixObservation, e.id), seriesID+1)
+		if seriesID == math.MaxUint64 {
+			_, hi = dsRange(prefixObservation, e.id)
+		}
+	} else {
+		hi = binary.BigEndian.AppendUint32(slices.Clone(prefix), biasPeriod(to+1))
+	}
+	out := make([]Observation, 0, 64)
+	err = s.scan(ctx, lo, hi, func(k, v []byte) (bool, error) {
+		o, ok := decodeObsValue(v)
+		if !ok {
+			return false, fmt.Errorf("corrupt observation %x", k)
+		}
+		o.Period = unbiasPeriod(binary.BigEndian.Uint32(k[len(k)-4:]))
+		out = append(out, o)
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read observations of series %d: %w", seriesID, err)
+	}
+	return out, nil
+}
+
+// Transaction returns the record of the transaction with idempotency key
+// key (the client's Idempotency-Key, or the TxID when none was given) in
+// dataset. ok is false when no part of it was applied. When rec.Complete()
+// the HTTP layer answers a retry with rec; otherwise it re-sends the parts
+// (already applied parts are no-ops).
+func (s *Store) Transaction(dataset, key string) (rec *TxRecord, ok bool, err error) {
+	e := s.dataset(dataset)
+	if e == nil {
+		return nil, false, fmt.Errorf("%w: %q", ErrUnknownDataset, dataset)
+	}
+	v, closer, err := s.db.Get(txKey(e.id, key))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	} else if err != nil {
+		return nil, false, fmt.Errorf("read transaction: %w", err)
+	}
+	defer closer.Close()
+	rec = &TxRecord{}
+	if err := decodeHeader(v, rec); err != nil {
+		return nil, false, fmt.Errorf("decode transaction record: %w", err)
+	}
+	return rec, true, nil
+}
+
+// scan calls fn for every key in [lo, hi) until fn returns false or an
+// error; k and v are valid only during the call. ctx is checked every 1024
+// keys.
+func (s *Store) scan(ctx context.Context, lo, hi []byte, fn func(k, v []byte) (bool, error)) (err error) {
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	n := 0
+	for ok := it.First(); ok; ok = it.Next() {
+		if n++; n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		v, err := it.ValueAndErr()
+		if err != nil {
+			return err
+		}
+		more, err := fn(it.Key(), v)
+		if err != nil || !more {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+func encodeDatasetValue(id uint32, created time.Time, schemaJSON []byte) []byte {
+	v := make([]byte, 0, 12+len(schemaJSON))
+	v = binary.BigEndian.AppendUint32(v, id)
+	v = binary.BigEndian.AppendUint64(v, uint64(created.UnixNano()))
+	return append(v, schemaJSON...)
+}
+
+func decodeDatasetValue(v []byte) (*dsEntry, error) {
+	if len(v) < 12 {
+		return nil, errors.New("short dataset entry")
+	}
+	var sc stream.Schema
+	if err := json.Unmarshal(v[12:], &sc); err != nil {
+		return nil, fmt.Errorf("decode schema: %w", err)
+	}
+	sc.Normalize()
+	return &dsEntry{
+		id:      binary.BigEndian.Uint32(v),
+		created: time.Unix(0, int64(binary.BigEndian.Uint64(v[4:]))).UTC(),
+		schema:  &sc,
+	}, nil
+}
+
+// dsStats are a dataset's counters as persisted under statsKey.
+type dsStats struct {
+	series, accepted, rejected, txs int64
+}
+
+func (st dsStats) encode() []byte {
+	v := make([]byte, 0, 32)
+	for _, x := range []int64{st.series, st.accepted, st.rejected, st.txs} {
+		v = binary.BigEndian.AppendUint64(v, uint64(x))
+	}
+	return v
+}
+
+func decodeStats(v []byte) dsStats {
+	var x [4]int64
+	for i := range x {
+		if len(v) >= (i+1)*8 {
+			x[i] = int64(binary.BigEndian.Uint64(v[i*8:]))
+		}
+	}
+	return dsStats{x[0], x[1], x[2], x[3]}
+}
+
+func (st dsStats) store(e *dsEntry) {
+	e.series.Store(st.series)
+	e.accepted.Store(st.accepted)
+	e.rejected.Store(st.rejected)
+	e.txs.Store(st.txs)
+}
+
+func loadStats(e *dsEntry) dsStats {
+	return dsStats{e.series.Load(), e.accepted.Load(), e.rejected.Load(), e.txs.Load()}
+}
+
+// has reports whether key exists in the committed state.
+func (s *Store) has(key []byte) bool {
+	_, closer, err := s.db.Get(key)
+	if err == nil {
+		_ = closer.Close()
+		return true
+	}
+	if !errors.Is(err, pebble.ErrNotFound) {
+		panic(fmt.Sprintf("cluster: fsm store read failed during apply: %v", err))
+	}
+	return false
+}
+
+// get returns a copy of key's committed value.
+func (s *Store) get(key []byte) ([]byte, bool) {
+	v, closer, err := s.db.Get(key)
+	if err == nil {
+		out := bytes.Clone(v)
+		_ = closer.Close()
+		return out, true
+	}
+	if !errors.Is(err, pebble.ErrNotFound) {
+		panic(fmt.Sprintf("cluster: fsm store read failed during apply: %v", err))
+	}
+	return nil, false
+}
+
+// pebbleLogger routes Pebble's logs to slog.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error(fmt.Sprintf(format, args...), "component", "pebble")
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error(msg, "component", "pebble")
+	panic(msg)
+}
+
+// mergerName names the "sum" merge operator; Pebble records it on disk.
+const mergerName = "demandflow.sum.v1"
+
+// sumMerger adds the measures of all operands of an observation key and keeps
+// every other field of the newest operand (see appendObsValue). Float
+// addition is not associative, so when Pebble groups operands differently
+// (compactions) sums of non-integer measures may differ in the last bits
+// between nodes; integer quantities below 2^53 are exact.
+var sumMerger = &pebble.Merger{
+	Name: mergerName,
+	Merge: func(_, value []byte) (pebble.ValueMerger, error) {
+		m, ok := obsMeasure(value)
+		if !ok {
+			return nil, fmt.Errorf("cluster: bad merge operand of %d bytes", len(value))
+		}
+		return &sumValueMerger{newest: bytes.Clone(value), sum: m}, nil
+	},
+}
+
+type sumValueMerger struct {
+	newest []byte
+	sum    float64
+}
+
+func (m *sumValueMerger) MergeNewer(value []byte) error {
+	x, ok := obsMeasure(value)
+	if !ok {
+		return fmt.Errorf("cluster: bad merge operand of %d bytes", len(value))
+	}
+	m.sum += x
+	m.newest = append(m.newest[:0], value...)
+	return nil
+}
+
+func (m *sumValueMerger) MergeOlder(value []byte) error {
+	x, ok := obsMeasure(value)
+	if !ok {
+		return fmt.Errorf("cluster: bad merge operand of %d bytes", len(value))
+	}
+	m.sum += x
+	return nil
+}
+
+func (m *sumValueMerger) Finish(bool) ([]byte, io.Closer, error) {
+	binary.BigEndian.PutUint64(m.newest[1:9], math.Float64bits(m.sum))
+	return m.newest, nil, nil
+}
