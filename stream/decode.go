@@ -8,6 +8,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"sync"
 	"unicode/utf8"
 	"unsafe"
 
@@ -146,9 +147,26 @@ func Decode(ctx context.Context, f Format, r io.Reader, s *Schema, cfg DecodeCon
 	return &b, nil
 }
 
-// readBody reads r whole, up to max bytes.
-func readBody(r io.Reader, max int64) ([]byte, error) {
-	buf := make([]byte, 0, 64<<10)
+// bodyPool recycles body buffers: decoders copy every value they keep into
+// Arrow builders, so a body buffer is free again once Decode returns.
+var bodyPool sync.Pool // of *[]byte
+
+// readBody reads r whole, up to max bytes, into a pooled buffer; the caller
+// must call putBody when done with it. A reader with a Len method (bytes.Reader,
+// strings.Reader, bytes.Buffer) is read into a buffer of the right size.
+func readBody(r io.Reader, max int64) (*[]byte, error) {
+	bp, _ := bodyPool.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	buf := (*bp)[:0]
+	want := 64 << 10
+	if l, ok := r.(interface{ Len() int }); ok && int64(l.Len()) <= max {
+		want = l.Len() + 1 // +1: room to see EOF without growing
+	}
+	if cap(buf) < want {
+		buf = make([]byte, 0, want)
+	}
 	for {
 		if len(buf) == cap(buf) {
 			buf = append(buf, 0)[:len(buf)]
@@ -156,14 +174,28 @@ func readBody(r io.Reader, max int64) ([]byte, error) {
 		n, err := r.Read(buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+n]
 		if int64(len(buf)) > max {
+			*bp = buf
+			putBody(bp)
 			return nil, fmt.Errorf("%w: more than %d bytes", ErrBodyTooLarge, max)
 		}
 		if err == io.EOF {
-			return buf, nil
+			*bp = buf
+			return bp, nil
 		}
 		if err != nil {
+			*bp = buf
+			putBody(bp)
 			return nil, fmt.Errorf("read body: %w", err)
 		}
+	}
+}
+
+// putBody returns a body buffer to the pool; huge ones are dropped so one
+// big request does not pin its memory.
+func putBody(bp *[]byte) {
+	if cap(*bp) <= 64<<20 {
+		*bp = (*bp)[:0]
+		bodyPool.Put(bp)
 	}
 }
 
@@ -231,7 +263,22 @@ type colSpec struct {
 	min, max float64 // -Inf/+Inf when unset
 	hasRange bool
 	allowed  map[string]struct{}
-	want     string // allowed values for messages: "EU-DE, EU-FR"
+	list     []string // the allowed values; short lists are scanned, not hashed
+	want     string   // allowed values for messages: "EU-DE, EU-FR"
+}
+
+// isAllowed reports whether b is an allowed value of c (c.allowed != nil).
+func (c *colSpec) isAllowed(b []byte) bool {
+	if len(c.list) <= 8 {
+		for _, a := range c.list {
+			if a == string(b) { // no allocation
+				return true
+			}
+		}
+		return false
+	}
+	_, ok := c.allowed[string(b)] // no allocation: map index by string([]byte)
+	return ok
 }
 
 func compileColumns(s *Schema) []colSpec {
@@ -265,6 +312,7 @@ func compileColumns(s *Schema) []colSpec {
 				for _, a := range r.Allowed {
 					c.allowed[a] = struct{}{}
 				}
+				c.list = r.Allowed
 				c.want = strings.Join(r.Allowed, ", ")
 			}
 		}
@@ -574,7 +622,7 @@ func (rb *rowBuilder) checkText(i int, required bool) string {
 	}
 	c := &rb.cols[i]
 	if c.allowed != nil {
-		if _, ok := c.allowed[string(v.b)]; !ok {
+		if !c.isAllowed(v.b) {
 			return fmt.Sprintf("value %s not allowed (want one of %s)", quote(v.b), c.want)
 		}
 	}

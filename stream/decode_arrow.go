@@ -2,9 +2,12 @@ package stream
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
+	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -365,7 +368,11 @@ func (fp *arrowFastPath) discard() {
 
 // batch validates every row of rec; when all are good it appends a
 // zero-copy record and reports done. Otherwise nothing is kept and the
-// caller takes the slow path for this batch.
+// caller takes the slow path for this batch (which reports the rejections).
+//
+// The checks mirror rowBuilder.check on typed slices, without going through
+// rowBuilder.vals: copying fields there per row costs more than the rest of
+// the fast path.
 func (fp *arrowFastPath) batch(ctx context.Context, rec arrow.RecordBatch, readers []colReader, rb *rowBuilder) (bool, error) {
 	n := int(rec.NumRows())
 	if n == 0 {
@@ -374,48 +381,107 @@ func (fp *arrowFastPath) batch(ctx context.Context, rec arrow.RecordBatch, reade
 	if (rb.maxRows > 0 && rb.rows+n > rb.maxRows) || int64(rb.rows)+int64(n) > 1<<31-1 {
 		return false, nil // the slow path reports the row past the limit
 	}
+	// Pure-ASCII string columns need no per-value UTF-8 check.
+	ascii := make([]bool, len(readers))
+	for i := 1; i < len(readers); i++ {
+		if cr := &readers[i]; cr.idx >= 0 && cr.kind == ckString {
+			ascii[i] = isASCII(cr.data)
+		}
+	}
 	fp.series.Reserve(n)
 	fp.row.Reserve(n)
 	fp.period.Reserve(n)
 	h := rb.hasher
-	for r := 0; r < n; r++ {
-		for i := range readers {
-			if cr := &readers[i]; cr.idx >= 0 {
-				rb.vals[i] = cr.get(r)
-			}
+	cols := rb.cols
+	nd := rb.nDims
+	ok := true
+	for r := 0; r < n && ok; r++ {
+		pr := &readers[0]
+		if !pr.noNulls && pr.arr.IsNull(r) {
+			ok = false
+			break
 		}
-		if _, reason := rb.check(); reason != "" {
-			rb.clearRow()
-			fp.discard()
-			return false, nil
-		}
+		day := rb.align(int32(pr.d32[r]))
 		h.Begin()
-		for i := 1; i <= rb.nDims; i++ {
-			h.Add(rb.vals[i].b)
+		for i := 1; i < len(readers); i++ {
+			cr := &readers[i]
+			c := &cols[i]
+			if cr.idx < 0 {
+				if c.required {
+					ok = false
+				}
+				continue
+			}
+			null := !cr.noNulls && cr.arr.IsNull(r)
+			if c.role == roleMeasure || c.role == roleCov {
+				if null {
+					ok = ok && !c.required
+					continue
+				}
+				f := cr.f64[r]
+				if math.IsNaN(f) || math.IsInf(f, 0) || f < c.min || f > c.max {
+					ok = false
+				}
+				continue
+			}
+			var b []byte
+			if !null {
+				base := cr.offs32[0]
+				b = cr.data[cr.offs32[r]-base : cr.offs32[r+1]-base]
+			}
+			if len(b) == 0 {
+				ok = ok && !c.required
+				continue
+			}
+			if (!ascii[i] && !utf8.Valid(b)) || c.allowed != nil && !c.isAllowed(b) {
+				ok = false
+			}
+			if i <= nd {
+				h.Add(b)
+			}
 		}
 		fp.series.UnsafeAppend(h.Sum())
 		fp.row.UnsafeAppend(int32(rb.rows + r + 1))
-		fp.period.UnsafeAppend(arrow.Date32(rb.day))
+		fp.period.UnsafeAppend(arrow.Date32(day))
 	}
-	rb.clearRow()
-	cols := make([]arrow.Array, 0, len(readers)+2)
-	cols = append(cols, fp.series.NewArray(), fp.row.NewArray(), fp.period.NewArray())
+	if !ok {
+		fp.discard()
+		return false, nil
+	}
+	out := make([]arrow.Array, 0, len(readers)+2)
+	out = append(out, fp.series.NewArray(), fp.row.NewArray(), fp.period.NewArray())
 	for i := range readers[1:] {
 		cr := &readers[1+i]
 		if cr.idx >= 0 {
 			a := rec.Column(cr.idx)
 			a.Retain()
-			cols = append(cols, a)
+			out = append(out, a)
 			continue
 		}
-		cols = append(cols, array.MakeArrayOfNull(fp.mem, rb.schema.Field(IdxPeriod+1+i).Type, n))
+		out = append(out, array.MakeArrayOfNull(fp.mem, rb.schema.Field(IdxPeriod+1+i).Type, n))
 	}
-	out := array.NewRecordBatch(rb.schema, cols, int64(n))
-	for _, c := range cols {
+	res := array.NewRecordBatch(rb.schema, out, int64(n))
+	for _, c := range out {
 		c.Release()
 	}
-	defer out.Release()
+	defer res.Release()
 	rb.rows += n
 	rb.batch.RowsIn = rb.rows
-	return true, rb.appendRecord(ctx, out)
+	return true, rb.appendRecord(ctx, res)
+}
+
+// isASCII reports whether b holds only ASCII bytes, 8 at a time.
+func isASCII(b []byte) bool {
+	for len(b) >= 8 {
+		if binary.LittleEndian.Uint64(b)&0x8080808080808080 != 0 {
+			return false
+		}
+		b = b[8:]
+	}
+	for _, c := range b {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	return true
 }

@@ -132,12 +132,13 @@ func (s *csvScanner) skipBlank() bool {
 }
 
 func (d *csvDecoder) decode(ctx context.Context, r io.Reader, rb *rowBuilder) error {
-	body, err := readBody(r, d.maxBytes)
+	bp, err := readBody(r, d.maxBytes)
 	if err != nil {
 		return err
 	}
-	rb.batch.Bytes = int64(len(body))
-	return d.decodeBytes(ctx, body, rb)
+	defer putBody(bp)
+	rb.batch.Bytes = int64(len(*bp))
+	return d.decodeBytes(ctx, *bp, rb)
 }
 
 func (d *csvDecoder) decodeBytes(ctx context.Context, body []byte, rb *rowBuilder) error {

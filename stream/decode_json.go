@@ -27,12 +27,13 @@ func newJSONDecoderFromConfig(cfg DecodeConfig) decoder { return newJSONDecoder(
 func newJSONDecoder(maxBytes int64) *jsonDecoder { return &jsonDecoder{maxBytes: maxBytes} }
 
 func (d *jsonDecoder) decode(ctx context.Context, r io.Reader, rb *rowBuilder) error {
-	body, err := readBody(r, d.maxBytes)
+	bp, err := readBody(r, d.maxBytes)
 	if err != nil {
 		return err
 	}
-	rb.batch.Bytes = int64(len(body))
-	return d.decodeBytes(ctx, body, rb)
+	defer putBody(bp)
+	rb.batch.Bytes = int64(len(*bp))
+	return d.decodeBytes(ctx, *bp, rb)
 }
 
 func (d *jsonDecoder) decodeBytes(ctx context.Context, body []byte, rb *rowBuilder) error {
@@ -331,15 +332,11 @@ func jsonNumber(buf []byte, i int) (int, *jsonErr) {
 func (p *jsonParser) str(buf []byte, i int) ([]byte, int, *jsonErr) {
 	n := len(buf)
 	j := i + 1
-	for j < n {
-		c := buf[j]
-		if c == '"' {
-			return buf[i+1 : j], j + 1, nil
-		}
-		if c == '\\' || c < 0x20 {
-			break
-		}
+	for j < n && !jsonStrSpecial[buf[j]] {
 		j++
+	}
+	if j < n && buf[j] == '"' {
+		return buf[i+1 : j], j + 1, nil
 	}
 	start := len(p.scratch)
 	p.scratch = append(p.scratch, buf[i+1:j]...)
@@ -399,6 +396,15 @@ func (p *jsonParser) str(buf []byte, i int) ([]byte, int, *jsonErr) {
 	}
 	return nil, i, &jsonErr{i, "string is never closed"}
 }
+
+// jsonStrSpecial marks the bytes that end the fast scan of a string.
+var jsonStrSpecial = func() (t [256]bool) {
+	for c := 0; c < 0x20; c++ {
+		t[c] = true
+	}
+	t['"'], t['\\'] = true, true
+	return t
+}()
 
 func hex4(buf []byte, i int) (rune, bool) {
 	if i+4 > len(buf) {
