@@ -481,11 +481,11 @@ func (s *Store) Transaction(dataset, key string) (rec *TxRecord, ok bool, err er
 		return nil, false, fmt.Errorf("read transaction: %w", err)
 	}
 	defer closer.Close()
-	rec = &TxRecord{}
-	if err := decodeHeader(v, rec); err != nil {
+	var w txRecordWire
+	if err := decodeHeader(v, &w); err != nil {
 		return nil, false, fmt.Errorf("decode transaction record: %w", err)
 	}
-	return rec, true, nil
+	return w.record(), true, nil
 }
 
 // scan calls fn for every key in [lo, hi) until fn returns false or an
