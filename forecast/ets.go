@@ -83,7 +83,7 @@ func etsFilter(y []float64, sp etsSpec, m int, p etsParams, st, ring, resid []fl
 	pos := 0
 	alpha, beta, gamma, phi := p.alpha, p.beta, p.gamma, p.phi
 	bOverA := beta / alpha
-	sse, sse2, lik2 := 0.0, 0.0, 0.0
+	sse, sse2, lik2, prod := 0.0, 0.0, 0.0, 1.0
 	multErr := sp.err == 'M'
 	for i, yi := range y {
 		var q, phib float64
@@ -126,7 +126,13 @@ func etsFilter(y []float64, sp etsSpec, m int, p etsParams, st, ring, resid []fl
 		e := d
 		if multErr {
 			e = d / f
-			lik2 += math.Log(math.Abs(f))
+			// sum(log|f|) as the log of a running product, rescaled
+			// before it can overflow: one Log per ~many steps.
+			prod *= math.Abs(f)
+			if prod > 1e150 || prod < 1e-150 {
+				lik2 += math.Log(prod)
+				prod = 1
+			}
 		}
 		if resid != nil {
 			resid[i] = e
@@ -176,7 +182,7 @@ func etsFilter(y []float64, sp etsSpec, m int, p etsParams, st, ring, resid []fl
 	n := float64(len(y))
 	lik = n * math.Log(sse)
 	if multErr {
-		lik += 2 * lik2
+		lik += 2 * (lik2 + math.Log(prod))
 	}
 	return lik, sse2 / n, true
 }
@@ -304,8 +310,9 @@ func rootsWithin(c []float64, r float64) bool {
 			return false
 		}
 		// T p = (ad*p - a0*p*) / z, degree d-1; normalised by ad.
+		r := a0 / ad
 		for k := 1; k <= d; k++ {
-			t[k-1] = (ad*c[k] - a0*c[d-k]) / ad
+			t[k-1] = c[k] - r*c[d-k]
 		}
 		copy(c[:d], t[:d])
 		d--

@@ -289,6 +289,26 @@ func (t *etsTarget) eval(par []float64) float64 {
 // over smoothing parameters and initial states from the heuristic start.
 // m is the season length (ignored for non-seasonal specs).
 func fitETSSpec(y []float64, sp etsSpec, m int, crit etsCrit) (*etsFit, error) {
+	c, err := newETSCandidate(y, sp, m, crit)
+	if err != nil {
+		return nil, err
+	}
+	c.nm.run(etsMaxIt)
+	return c.finish()
+}
+
+// etsCandidate is one model's optimisation in progress.
+type etsCandidate struct {
+	y   []float64
+	sp  etsSpec
+	m   int
+	t   *etsTarget
+	par []float64
+	nm  *nmState
+	k   float64 // parameters counted by the information criterion
+}
+
+func newETSCandidate(y []float64, sp etsSpec, m int, crit etsCrit) (*etsCandidate, error) {
 	if sp.season == 'N' {
 		m = 1
 	}
@@ -302,11 +322,23 @@ func fitETSSpec(y []float64, sp etsSpec, m int, crit etsCrit) (*etsFit, error) {
 		return nil, ErrTooShort
 	}
 	t := newETSTarget(y, sp, m, crit)
-	res := nelderMead(par, t.eval, math.Inf(-1), 1.4901161193847656e-08, etsMaxIt, nil)
+	nm := newNM(par, t.eval, math.Inf(-1), 1.4901161193847656e-08)
+	return &etsCandidate{y: y, sp: sp, m: m, t: t, par: par, nm: nm, k: float64(len(par) + 1)}, nil
+}
+
+// aicc is the information criterion at the best vertex so far (an upper
+// bound of the final one, since Nelder-Mead never loses its best point).
+func (c *etsCandidate) aicc() float64 {
+	k, n := c.k, float64(len(c.y))
+	return c.nm.best() + 2*k + 2*k*(k+1)/(n-k-1)
+}
+
+func (c *etsCandidate) finish() (*etsFit, error) {
+	res := c.nm.result(c.par, etsMaxIt)
 	if res.fmin >= nmBig || math.IsInf(res.fmin, 0) {
 		return nil, ErrTooShort
 	}
-	return finishETS(y, sp, m, t, par)
+	return finishETS(c.y, c.sp, c.m, c.t, c.par)
 }
 
 // finishETS computes the fit statistics at the optimum par.
@@ -399,12 +431,42 @@ func autoETSWithDamped(y []float64, m int) (best, damped *etsFit, err error) {
 		}
 	}
 	seasonal := m > 1 && n > m && m <= 24
+	var cands []*etsCandidate
 	for _, sp := range etsCandidates(seasonal, positive) {
-		f, err := fitETSSpec(y, sp, m, critLik)
+		c, err := newETSCandidate(y, sp, m, critLik)
+		if err == nil {
+			cands = append(cands, c)
+		}
+	}
+	// Optimise all candidates in stages; after each stage drop those whose
+	// AICc so far exceeds the best so far by more than etsPruneMargin.
+	// Paused optimisations resume exactly where they stopped, so every
+	// surviving model gets the same fit as an uninterrupted run.
+	for si, limit := range etsStages {
+		for _, c := range cands {
+			c.nm.run(limit)
+		}
+		if si == len(etsStages)-1 {
+			break
+		}
+		ref := math.Inf(1)
+		for _, c := range cands {
+			ref = math.Min(ref, c.aicc())
+		}
+		alive := cands[:0]
+		for _, c := range cands {
+			if c.aicc() <= ref+etsPruneMargin {
+				alive = append(alive, c)
+			}
+		}
+		cands = alive
+	}
+	for _, c := range cands {
+		f, err := c.finish()
 		if err != nil || math.IsNaN(f.aicc) {
 			continue
 		}
-		if sp == (etsSpec{'A', 'A', 'N', true}) {
+		if c.sp == (etsSpec{'A', 'A', 'N', true}) {
 			damped = f
 		}
 		if best == nil || f.aicc < best.aicc {
@@ -416,6 +478,14 @@ func autoETSWithDamped(y []float64, m int) (best, damped *etsFit, err error) {
 	}
 	return best, damped, nil
 }
+
+// etsStages are the evaluation limits after which autoETS prunes
+// candidates; the last is R's maxit.
+var etsStages = []int{200, 500, 1000, etsMaxIt}
+
+// etsPruneMargin is how far (in AICc units) a partially optimised candidate
+// may trail the best one and still be optimised further.
+const etsPruneMargin = 10.0
 
 // constantETS is the model forecast::ets returns for a constant series: a
 // random walk with zero variance.

@@ -6,7 +6,7 @@ import (
 )
 
 // etsSimPaths is the number of sample paths for simulated intervals.
-const etsSimPaths = 2000
+const etsSimPaths = 1000
 
 // etsSimSeed seeds the simulation; fixed so that forecasts are
 // deterministic.
@@ -157,21 +157,11 @@ func (e *etsFitted) simulate(h int, levels []float64) (lo, hi [][]float64) {
 		paths[i] = make([]float64, etsSimPaths)
 	}
 	st := make([]float64, len(f.last))
-	ring := make([]float64, max(f.m, 1))
-	one := make([]float64, 1)
-	yv := make([]float64, 1)
 	for p := range etsSimPaths {
 		copy(st, f.last)
 		for t := range h {
-			etsPointForecast(f.spec, f.m, f.par.phi, st, one)
 			eps := rng.NormFloat64() * sd
-			if f.spec.err == 'A' {
-				yv[0] = one[0] + eps
-			} else {
-				yv[0] = one[0] * (1 + eps)
-			}
-			paths[t][p] = yv[0]
-			etsFilter(yv, f.spec, f.m, f.par, st, ring, nil)
+			paths[t][p] = etsSimStep(f.spec, f.m, f.par, st, eps)
 		}
 	}
 	lo = make([][]float64, len(levels))
@@ -189,4 +179,64 @@ func (e *etsFitted) simulate(h int, levels []float64) (lo, hi [][]float64) {
 		}
 	}
 	return lo, hi
+}
+
+// etsSimStep draws one observation with error eps from state st (R order,
+// s_0 most recent) and advances st over it.
+func etsSimStep(sp etsSpec, m int, p etsParams, st []float64, eps float64) float64 {
+	l := st[0]
+	k := 1
+	b := 0.0
+	if sp.trend != 'N' {
+		b = st[1]
+		k = 2
+	}
+	var q, phib float64
+	switch sp.trend {
+	case 'N':
+		q = l
+	case 'A':
+		phib = p.phi * b
+		q = l + phib
+	default:
+		phib = math.Pow(math.Max(b, 0), p.phi)
+		q = l * phib
+	}
+	so, f := 0.0, q
+	switch sp.season {
+	case 'A':
+		so = st[k+m-1]
+		f = q + so
+	case 'M':
+		so = st[k+m-1]
+		f = q * so
+	}
+	y := f + eps
+	if sp.err == 'M' {
+		y = f * (1 + eps)
+	}
+	pv := y
+	switch sp.season {
+	case 'A':
+		pv = y - so
+	case 'M':
+		pv = y / so
+	}
+	ln := q + p.alpha*(pv-q)
+	switch sp.trend {
+	case 'A':
+		st[1] = phib + p.beta/p.alpha*(ln-l-phib)
+	case 'M':
+		st[1] = phib + p.beta/p.alpha*(ln/l-phib)
+	}
+	st[0] = ln
+	if sp.season != 'N' {
+		t := y - q
+		if sp.season == 'M' {
+			t = y / q
+		}
+		copy(st[k+1:k+m], st[k:k+m-1])
+		st[k] = so + p.gamma*(t-so)
+	}
+	return y
 }

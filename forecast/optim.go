@@ -19,46 +19,68 @@ type nmResult struct {
 // same reflection/expansion/contraction/shrink order and the same relative
 // convergence test on the simplex's function values. Matching it closely is
 // what makes fitted parameters, and therefore model choices, agree with R's
-// forecast::ets. work must hold at least (n+1)*(n+2)+n floats or be nil.
-func nelderMead(x []float64, fn func([]float64) float64, abstol, reltol float64, maxit int, work []float64) nmResult {
-	const alpha, bet, gamm = 1.0, 0.5, 2.0
-	n := len(x)
-	n1 := n + 1
-	c := n + 2
-	need := (n+1)*c + n
-	if len(work) < need {
-		work = make([]float64, need)
-	}
-	// P is an (n+1) x (n+2) matrix stored row-major: P[i][j] = work[i*c+j].
-	p := work[:(n+1)*c]
-	bvec := work[(n+1)*c : (n+1)*c+n]
-	at := func(i, j int) *float64 { return &p[i*c+j] }
-	copy(bvec, x)
-	eval := func() float64 {
-		f := fn(bvec)
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			f = nmBig
-		}
-		return f
-	}
-	if maxit <= 0 {
-		return nmResult{fmin: eval()}
-	}
-	f := fn(bvec)
+// forecast::ets.
+func nelderMead(x []float64, fn func([]float64) float64, abstol, reltol float64, maxit int) nmResult {
+	s := newNM(x, fn, abstol, reltol)
+	s.run(maxit)
+	return s.result(x, maxit)
+}
+
+// nmState is a Nelder-Mead minimisation that can be paused after a number
+// of evaluations and resumed; a paused and resumed run takes exactly the
+// steps of an uninterrupted one.
+type nmState struct {
+	fn              func([]float64) float64
+	n, c            int
+	p               []float64 // (n+1) x (n+2), row-major
+	bvec            []float64
+	abstol, convtol float64
+	L               int
+	oldsize         float64
+	calcvert        bool
+	funcount, fail  int
+	done            bool
+}
+
+func (s *nmState) at(i, j int) *float64 { return &s.p[i*s.c+j] }
+
+func (s *nmState) eval() float64 {
+	f := s.fn(s.bvec)
 	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return nmResult{fmin: math.Inf(1), evals: 1, fail: 10}
+		f = nmBig
 	}
-	funcount := 1
-	convtol := reltol * (math.Abs(f) + reltol)
-	*at(n1-1, 0) = f
+	s.funcount++
+	return f
+}
+
+// newNM evaluates the start and builds the initial simplex.
+func newNM(x []float64, fn func([]float64) float64, abstol, reltol float64) *nmState {
+	n := len(x)
+	s := &nmState{fn: fn, n: n, c: n + 2, abstol: abstol}
+	s.p = make([]float64, (n+1)*s.c)
+	s.bvec = append([]float64(nil), x...)
+	f := fn(s.bvec)
+	s.funcount = 1
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		s.done, s.fail = true, 10
+		*s.at(n, 0) = math.Inf(1)
+		for i := range n {
+			*s.at(i, 0) = x[i]
+		}
+		s.L = 1
+		return s
+	}
+	s.convtol = reltol * (math.Abs(f) + reltol)
+	n1 := n + 1
+	*s.at(n1-1, 0) = f
 	for i := range n {
-		*at(i, 0) = bvec[i]
+		*s.at(i, 0) = s.bvec[i]
 	}
-	L := 1
+	s.L = 1
 	step := 0.0
 	for i := range n {
-		if 0.1*math.Abs(bvec[i]) > step {
-			step = 0.1 * math.Abs(bvec[i])
+		if 0.1*math.Abs(s.bvec[i]) > step {
+			step = 0.1 * math.Abs(s.bvec[i])
 		}
 	}
 	if step == 0 {
@@ -67,31 +89,62 @@ func nelderMead(x []float64, fn func([]float64) float64, abstol, reltol float64,
 	size := 0.0
 	for j := 2; j <= n1; j++ {
 		for i := range n {
-			*at(i, j-1) = bvec[i]
+			*s.at(i, j-1) = s.bvec[i]
 		}
 		trystep := step
-		for *at(j-2, j-1) == bvec[j-2] {
-			*at(j-2, j-1) = bvec[j-2] + trystep
+		for *s.at(j-2, j-1) == s.bvec[j-2] {
+			*s.at(j-2, j-1) = s.bvec[j-2] + trystep
 			trystep *= 10
 		}
 		size += trystep
 	}
-	oldsize := size
-	calcvert := true
-	fail := 0
-	for {
-		if calcvert {
+	s.oldsize = size
+	s.calcvert = true
+	return s
+}
+
+// best returns the lowest function value among the simplex vertices.
+func (s *nmState) best() float64 {
+	b := math.Inf(1)
+	for j := range s.n + 1 {
+		b = math.Min(b, *s.at(s.n, j))
+	}
+	return b
+}
+
+// result copies the best vertex into x.
+func (s *nmState) result(x []float64, maxit int) nmResult {
+	for i := range s.n {
+		x[i] = *s.at(i, s.L-1)
+	}
+	fail := s.fail
+	if s.funcount > maxit {
+		fail = 1
+	}
+	return nmResult{fmin: *s.at(s.n, s.L-1), evals: s.funcount, fail: fail}
+}
+
+// run iterates until convergence or until more than limit evaluations have
+// been made in total.
+func (s *nmState) run(limit int) {
+	const alpha, bet, gamm = 1.0, 0.5, 2.0
+	n, c := s.n, s.c
+	n1 := n + 1
+	at := s.at
+	bvec := s.bvec
+	for !s.done && s.funcount <= limit {
+		if s.calcvert {
 			for j := range n1 {
-				if j+1 != L {
+				if j+1 != s.L {
 					for i := range n {
 						bvec[i] = *at(i, j)
 					}
-					*at(n1-1, j) = eval()
-					funcount++
+					*at(n1-1, j) = s.eval()
 				}
 			}
-			calcvert = false
+			s.calcvert = false
 		}
+		L := s.L
 		VL := *at(n1-1, L-1)
 		VH := VL
 		H := L
@@ -108,7 +161,9 @@ func nelderMead(x []float64, fn func([]float64) float64, abstol, reltol float64,
 				}
 			}
 		}
-		if VH <= VL+convtol || VL <= abstol {
+		s.L = L
+		if VH <= VL+s.convtol || VL <= s.abstol {
+			s.done = true
 			break
 		}
 		for i := range n {
@@ -121,8 +176,7 @@ func nelderMead(x []float64, fn func([]float64) float64, abstol, reltol float64,
 		for i := range n {
 			bvec[i] = (1+alpha)*(*at(i, c-1)) - alpha*(*at(i, H-1))
 		}
-		f := eval()
-		funcount++
+		f := s.eval()
 		VR := f
 		if VR < VL {
 			*at(n1-1, c-1) = f
@@ -131,8 +185,7 @@ func nelderMead(x []float64, fn func([]float64) float64, abstol, reltol float64,
 				*at(i, c-1) = bvec[i]
 				bvec[i] = f
 			}
-			f := eval()
-			funcount++
+			f := s.eval()
 			if f < VR {
 				for i := range n {
 					*at(i, H-1) = bvec[i]
@@ -154,16 +207,15 @@ func nelderMead(x []float64, fn func([]float64) float64, abstol, reltol float64,
 			for i := range n {
 				bvec[i] = (1-bet)*(*at(i, H-1)) + bet*(*at(i, c-1))
 			}
-			f := eval()
-			funcount++
+			f := s.eval()
 			if f < *at(n1-1, H-1) {
 				for i := range n {
 					*at(i, H-1) = bvec[i]
 				}
 				*at(n1-1, H-1) = f
 			} else if VR >= VH {
-				calcvert = true
-				size = 0
+				s.calcvert = true
+				size := 0.0
 				for j := range n1 {
 					if j+1 != L {
 						for i := range n {
@@ -172,25 +224,16 @@ func nelderMead(x []float64, fn func([]float64) float64, abstol, reltol float64,
 						}
 					}
 				}
-				if size < oldsize {
-					oldsize = size
+				if size < s.oldsize {
+					s.oldsize = size
 				} else {
-					fail = 10
+					s.fail = 10
+					s.done = true
 					break
 				}
 			}
 		}
-		if funcount > maxit {
-			break
-		}
 	}
-	for i := range n {
-		x[i] = *at(i, L-1)
-	}
-	if funcount > maxit {
-		fail = 1
-	}
-	return nmResult{fmin: *at(n1-1, L-1), evals: funcount, fail: fail}
 }
 
 // goldenMin minimises a unimodal fn on [a, b] by golden-section search to
