@@ -90,8 +90,10 @@ func TestStableStore(t *testing.T) {
 			wantU64: math.MaxUint64,
 		},
 		{
-			name:    "uint64 overwritten by Set (shared key space)",
-			set:     func(s *Store) error { return errors.Join(s.SetUint64([]byte("x"), 1), s.Set([]byte("x"), []byte("abcdefgh"))) },
+			name: "uint64 overwritten by Set (shared key space)",
+			set: func(s *Store) error {
+				return errors.Join(s.SetUint64([]byte("x"), 1), s.Set([]byte("x"), []byte("abcdefgh")))
+			},
 			key:     []byte("x"),
 			want:    []byte("abcdefgh"),
 			wantU64: 0x6162636465666768,
