@@ -282,7 +282,7 @@ func EncodeIngest(meta IngestMeta, s *stream.Schema, b *stream.Batch, maxEntry i
 	// field header; generous so estimates never overshoot.
 	fixed := len(base) + 64
 	budget := maxEntry - fixed
-	if budget < 4096 {
+	if budget < 512 {
 		return nil, fmt.Errorf("encode ingest: max entry %d bytes leaves no room for rows", maxEntry)
 	}
 	parts, err := planRows(as, b.Records, budget)

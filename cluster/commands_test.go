@@ -1,0 +1,181 @@
+package cluster
+
+import (
+	"bytes"
+	"errors"
+	"math"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/demandflow/demandflow/stream"
+	"github.com/hashicorp/raft"
+)
+
+func TestEncodeCreateDatasetRejectsInvalidSchema(t *testing.T) {
+	sc := testSchema("bad name!", "")
+	if _, err := EncodeCreateDataset(sc, testTime); !errors.Is(err, stream.ErrInvalidSchema) {
+		t.Fatalf("got %v, want ErrInvalidSchema", err)
+	}
+	e := mustCreate(t, testSchema("ok", ""))
+	if typ, err := EntryType(e); err != nil || typ != CmdCreateDataset {
+		t.Fatalf("EntryType: got %v %v, want create_dataset", typ, err)
+	}
+}
+
+// TestEncodeIngestSplit checks that a ~5 MB transaction is split into parts
+// of at most raft.SuggestedMaxDataSize whose union is the input, and that
+// the split is deterministic.
+func TestEncodeIngestSplit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large input")
+	}
+	mem := checkedMem(t)
+	sc := testSchema("d", "")
+	const n = 60000
+	rows := make([]row, n)
+	for i := range rows {
+		price := float64(i) / 3
+		if i%5 == 0 {
+			price = math.NaN()
+		}
+		rows[i] = row{product: randHex(i)[:12], region: "EU-DE", period: int32(i % 400), qty: float64(i), price: price, obj: randHex(i + n)}
+	}
+	var rej []stream.RowError
+	for i := range 3000 {
+		rej = append(rej, stream.RowError{Row: n + i + 1, ObjectID: randHex(i), Field: "qty", Reason: "below min 0"})
+	}
+	b := buildBatch(t, mem, &sc, rows, 4096, rej)
+	defer b.Release()
+	raw := 0
+	for _, r := range b.Records {
+		raw += int(recordBytes(r))
+	}
+	if raw < 5<<20 {
+		t.Fatalf("input is %d bytes, want >= 5 MB", raw)
+	}
+	parts := mustIngest(t, meta("d", "tx", ""), &sc, b, 0)
+	again := mustIngest(t, meta("d", "tx", ""), &sc, b, 0)
+	if len(parts) != len(again) {
+		t.Fatalf("not deterministic: %d vs %d parts", len(parts), len(again))
+	}
+	for i := range parts {
+		if !bytes.Equal(parts[i], again[i]) {
+			t.Fatalf("not deterministic: part %d differs", i)
+		}
+	}
+	if len(parts) < 2 {
+		t.Fatalf("got %d parts, want several", len(parts))
+	}
+	dec := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer dec.AssertSize(t, 0)
+	next, nextErr := 0, 0
+	for i, p := range parts {
+		if len(p) > raft.SuggestedMaxDataSize {
+			t.Errorf("part %d: %d bytes, above %d", i, len(p), raft.SuggestedMaxDataSize)
+		}
+		typ, h, payload, err := splitEntry(p)
+		if err != nil || typ != CmdIngest {
+			t.Fatalf("part %d: %v %v", i, typ, err)
+		}
+		var hdr ingestHeader
+		if err := decodeHeader(h, &hdr); err != nil {
+			t.Fatal(err)
+		}
+		if hdr.Part != i || hdr.Parts != len(parts) || hdr.TxID != "tx" || hdr.Key != "tx" {
+			t.Fatalf("part %d header: %+v", i, hdr)
+		}
+		for _, e := range hdr.Errors {
+			if e != rej[nextErr] {
+				t.Fatalf("part %d: error %v, want %v", i, e, rej[nextErr])
+			}
+			nextErr++
+		}
+		recs, err := decodeRows(payload, hdr.Codec, dec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := 0
+		for _, r := range recs {
+			qty := r.Column(sc.IdxMeasure()).(*array.Float64)
+			obj := r.Column(sc.IdxObjectID()).(*array.String)
+			price := r.Column(sc.IdxCovariate(0)).(*array.Float64)
+			rowNo := r.Column(stream.IdxRow).(*array.Int32)
+			for j := range int(r.NumRows()) {
+				want := rows[next]
+				if qty.Value(j) != want.qty || obj.Value(j) != want.obj || int(rowNo.Value(j)) != next+1 ||
+					price.IsNull(j) != math.IsNaN(want.price) {
+					t.Fatalf("part %d row %d: does not match input row %d", i, j, next)
+				}
+				next++
+				got++
+			}
+			r.Release()
+		}
+		if got != hdr.Rows {
+			t.Errorf("part %d: %d rows, header says %d", i, got, hdr.Rows)
+		}
+	}
+	if next != n || nextErr != len(rej) {
+		t.Fatalf("union: %d rows and %d errors, want %d and %d", next, nextErr, n, len(rej))
+	}
+	t.Logf("%d rows, %d raw bytes -> %d parts", n, raw, len(parts))
+}
+
+func TestEncodeIngestEdgeCases(t *testing.T) {
+	mem := checkedMem(t)
+	sc := testSchema("d", "")
+	empty := &stream.Batch{Rejected: []stream.RowError{{Row: 1, Reason: "bad"}}, RowsIn: 1}
+	parts := mustIngest(t, meta("d", "tx", ""), &sc, empty, 0)
+	if len(parts) != 1 {
+		t.Fatalf("no accepted rows: got %d parts, want 1", len(parts))
+	}
+	s := openMemStore(t, nil)
+	a := newApplier(t, s)
+	a.one(mustCreate(t, sc))
+	res := a.one(parts[0]).(*IngestResult)
+	if res.Accepted != 0 || res.Rejected != 1 || len(res.Errors) != 1 {
+		t.Fatalf("got %+v, want 0 accepted, 1 rejected", res)
+	}
+	if rec, ok, _ := s.Transaction("d", "tx"); !ok || !rec.Complete() {
+		t.Fatalf("transaction not recorded: %+v", rec)
+	}
+	// Many rejected rows alone overflow into extra parts.
+	var rej []stream.RowError
+	for i := range 2000 {
+		rej = append(rej, stream.RowError{Row: i + 1, Field: "qty", Reason: randHex(i)})
+	}
+	parts = mustIngest(t, meta("d", "tx2", ""), &sc, &stream.Batch{Rejected: rej}, 32<<10)
+	if len(parts) < 2 {
+		t.Fatalf("2000 errors in 32 KiB entries: got %d parts", len(parts))
+	}
+	total := 0
+	for _, p := range parts {
+		if len(p) > 32<<10 {
+			t.Fatalf("part of %d bytes", len(p))
+		}
+		total += a.one(p).(*IngestResult).Rejected
+	}
+	if total != len(rej) {
+		t.Fatalf("rejected: got %d, want %d", total, len(rej))
+	}
+
+	b := buildBatch(t, mem, &sc, []row{{"p", "r", 1, 1, 1, "o"}}, 1, nil)
+	defer b.Release()
+	for _, tc := range []struct {
+		name string
+		m    IngestMeta
+		s    stream.Schema
+	}{
+		{"no tx id", meta("d", "", ""), sc},
+		{"other dataset", meta("e", "tx", ""), sc},
+		{"long key", meta("d", "tx", string(make([]byte, MaxIdempotencyKey+1))), sc},
+		{"layout mismatch", meta("d", "tx", ""), stream.Schema{Name: "d", Frequency: stream.Month, Period: "p", Measure: "m"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := EncodeIngest(tc.m, &tc.s, b, 0); err == nil {
+				t.Fatal("no error")
+			}
+		})
+	}
+}
