@@ -21,10 +21,13 @@ type datasetView struct {
 	Created      time.Time `json:"created"`
 	Series       int       `json:"series"`
 	RowsAccepted int64     `json:"rows_accepted"`
+	RowsRejected int64     `json:"rows_rejected"`
+	Transactions int64     `json:"transactions"`
 }
 
 func viewOf(d cluster.DatasetInfo) datasetView {
-	return datasetView{Schema: d.Schema, Created: d.Created, Series: d.Series, RowsAccepted: d.RowsAccepted}
+	return datasetView{Schema: *d.Schema, Created: d.Created, Series: d.Series,
+		RowsAccepted: d.RowsAccepted, RowsRejected: d.RowsRejected, Transactions: d.Transactions}
 }
 
 func (n *Node) createDataset(w http.ResponseWriter, r *http.Request) error {

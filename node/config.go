@@ -29,9 +29,20 @@ type Config struct {
 	// HTTPAddr is the TCP address of the HTTP/1.1 (+ cleartext HTTP/2) API.
 	// Port 0 picks a free port. Default "127.0.0.1:7070".
 	HTTPAddr string `toml:"http_addr"`
-	// HTTP3Addr is the UDP address of the HTTP/3 (QUIC) API; empty disables
-	// it. Default "" until the QUIC issue lands.
+	// HTTP3Addr is the UDP address of the HTTP/3 (QUIC) API. Empty means
+	// the host and bound port of HTTPAddr (UDP and TCP ports may be equal);
+	// "off" disables HTTP/3. Port 0 picks a free port. Default "".
 	HTTP3Addr string `toml:"http3_addr"`
+	// TLSCertFile and TLSKeyFile are the PEM certificate chain and key of the
+	// API listeners. Empty: a self-signed certificate is created under
+	// <data-dir>/tls/ on first start and its SHA-256 fingerprint is logged
+	// and written to addrs.json, for clients to pin. Default "".
+	TLSCertFile string `toml:"tls_cert_file"`
+	TLSKeyFile  string `toml:"tls_key_file"`
+	// TLSDisable turns TLS (and so HTTP/3) off: the TCP port serves plain
+	// HTTP only. With TLS on, the TCP port serves both https:// and
+	// http://. Default false.
+	TLSDisable bool `toml:"tls_disable"`
 	// RaftAddr is the TCP address of the Raft transport. Accepted and
 	// written to addrs.json; used once the cluster issue lands. Default "".
 	RaftAddr string `toml:"raft_addr"`
@@ -139,6 +150,12 @@ func (c Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("log_format: %q, want text or json", c.LogFormat))
 	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		errs = append(errs, errors.New("tls_cert_file and tls_key_file: set both or neither"))
+	}
+	if c.TLSDisable && c.HTTP3Addr != "" && c.HTTP3Addr != "off" {
+		errs = append(errs, errors.New("http3_addr: HTTP/3 needs TLS, but tls_disable is set"))
+	}
 	if c.RequestTimeout < 0 || c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
 	}
@@ -181,6 +198,9 @@ func (c *Config) LoadFile(path string) error {
 type Setting struct {
 	Flag  string
 	Usage string
+	// IsBool marks a true/false setting whose bare flag (--tls-disable)
+	// means true.
+	IsBool bool
 	// Set parses a value into the config.
 	Set func(c *Config, v string) error
 	// Get formats the current value (used for flag defaults in --help).
@@ -231,7 +251,19 @@ func Settings() []Setting {
 		strSetting("data-dir", "directory for all node data", func(c *Config) *string { return &c.DataDir }),
 		strSetting("node-name", "node name (default: host name)", func(c *Config) *string { return &c.NodeName }),
 		strSetting("http-addr", "HTTP/1.1+2 API address (TCP); port 0 picks a free port", func(c *Config) *string { return &c.HTTPAddr }),
-		strSetting("http3-addr", "HTTP/3 API address (UDP); empty disables", func(c *Config) *string { return &c.HTTP3Addr }),
+		strSetting("http3-addr", "HTTP/3 API address (UDP); empty: same host and port as --http-addr; off disables", func(c *Config) *string { return &c.HTTP3Addr }),
+		strSetting("tls-cert-file", "PEM certificate of the API (empty: self-signed under <data-dir>/tls)", func(c *Config) *string { return &c.TLSCertFile }),
+		strSetting("tls-key-file", "PEM private key of the API", func(c *Config) *string { return &c.TLSKeyFile }),
+		{Flag: "tls-disable", Usage: "serve plain HTTP only (no TLS, no HTTP/3)", IsBool: true,
+			Set: func(c *Config, v string) error {
+				b, err := strconv.ParseBool(v)
+				if err != nil {
+					return fmt.Errorf("tls-disable: %q is not true or false", v)
+				}
+				c.TLSDisable = b
+				return nil
+			},
+			Get: func(c *Config) string { return strconv.FormatBool(c.TLSDisable) }},
 		strSetting("raft-addr", "Raft transport address (TCP)", func(c *Config) *string { return &c.RaftAddr }),
 		strSetting("gossip-addr", "memberlist gossip address", func(c *Config) *string { return &c.GossipAddr }),
 		{Flag: "join", Usage: "comma-separated gossip addresses of nodes to join",

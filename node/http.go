@@ -42,6 +42,9 @@ func (n *Node) handle(mux *http.ServeMux, pattern, route string, h handlerFunc) 
 		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w}
 		w.Header().Set("X-Demandflow-Node", n.cfg.NodeName)
+		if n.altSvc != "" && r.ProtoMajor < 3 {
+			w.Header().Set("Alt-Svc", n.altSvc)
+		}
 		if err := h(rec, r); err != nil {
 			n.writeError(rec, r, err)
 		}

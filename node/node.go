@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,8 +11,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/quic-go/quic-go/http3"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -28,20 +34,28 @@ type Node struct {
 	metrics *metrics
 	cl      *cluster.Cluster
 
-	httpLn  net.Listener
-	httpSrv *http.Server
+	httpLn      net.Listener
+	httpSrv     *http.Server
+	h3Conn      net.PacketConn // nil when HTTP/3 is off
+	h3Srv       *http3.Server
+	altSvc      string // Alt-Svc header value advertising HTTP/3
+	fingerprint string // hex SHA-256 of the TLS leaf certificate; "" without TLS
 
 	wg       sync.WaitGroup
 	stopOnce sync.Once
 	stopErr  error
 }
 
-// Addrs are the addresses a node bound, as written to addrs.json.
+// Addrs are the addresses a node bound, as written to addrs.json. The
+// first four keys are the DESIGN.md contract; TLS and Fingerprint tell
+// clients how to connect (https on the HTTP port, pinning by fingerprint).
 type Addrs struct {
-	HTTP   string `json:"http"`
-	HTTP3  string `json:"http3"`
-	Raft   string `json:"raft"`
-	Gossip string `json:"gossip"`
+	HTTP        string `json:"http"`
+	HTTP3       string `json:"http3"`
+	Raft        string `json:"raft"`
+	Gossip      string `json:"gossip"`
+	TLS         bool   `json:"tls"`
+	Fingerprint string `json:"fingerprint,omitempty"`
 }
 
 // New validates cfg, opens the node's state under cfg.DataDir and binds its
@@ -78,23 +92,100 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	n.cl = cl
 
+	if err := n.listen(); err != nil {
+		_ = cl.Close()
+		return nil, err
+	}
+	return n, nil
+}
+
+// listen binds the TCP (TLS + plain) and UDP (HTTP/3) listeners.
+func (n *Node) listen() error {
+	cfg := n.cfg
+	var tlsConf *tls.Config
+	if !cfg.TLSDisable {
+		cert, fp, created, err := loadTLS(cfg)
+		if err != nil {
+			return err
+		}
+		n.fingerprint = fp
+		if created {
+			n.log.Info("created self-signed TLS certificate; clients can pin it with --pin", "fingerprint", fp)
+		} else {
+			n.log.Info("TLS certificate loaded", "fingerprint", fp)
+		}
+		tlsConf = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12,
+			NextProtos: []string{"h2", "http/1.1"}}
+	}
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
-		_ = cl.Close()
-		return nil, fmt.Errorf("listen http %s: %w", cfg.HTTPAddr, err)
+		return fmt.Errorf("listen http %s: %w", cfg.HTTPAddr, err)
 	}
+	handler := n.routes()
 	n.httpLn = ln
 	n.httpSrv = &http.Server{
-		Handler:           n.routes(),
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		TLSConfig:         tlsConf,
 		ErrorLog:          slog.NewLogLogger(n.log.With("component", "http").Handler(), slog.LevelWarn),
 	}
 	var protos http.Protocols
 	protos.SetHTTP1(true)
 	protos.SetUnencryptedHTTP2(true)
+	protos.SetHTTP2(tlsConf != nil)
 	n.httpSrv.Protocols = &protos
-	return n, nil
+	if tlsConf == nil || cfg.HTTP3Addr == "off" {
+		return nil
+	}
+	n.httpLn = newMuxListener(ln, tlsConf)
+
+	addr := cfg.HTTP3Addr
+	if addr == "" {
+		addr = ln.Addr().String() // same host and port number, over UDP
+	}
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil && cfg.HTTP3Addr == "" {
+		// The TCP port number is taken on UDP: an OS-chosen port is the
+		// next best thing; addrs.json and Alt-Svc say which.
+		host, _, _ := net.SplitHostPort(addr)
+		pc, err = net.ListenPacket("udp", net.JoinHostPort(host, "0"))
+	}
+	if err != nil {
+		_ = n.httpLn.Close()
+		return fmt.Errorf("listen http3 %s: %w", addr, err)
+	}
+	n.h3Conn = pc
+	n.h3Srv = &http3.Server{
+		Handler:     handler,
+		TLSConfig:   http3.ConfigureTLSConfig(&tls.Config{Certificates: tlsConf.Certificates, MinVersion: tls.VersionTLS13}),
+		IdleTimeout: 2 * time.Minute,
+		Logger:      n.log.With("component", "http3"),
+	}
+	n.altSvc = fmt.Sprintf(`h3=":%d"; ma=86400`, pc.LocalAddr().(*net.UDPAddr).Port)
+	warnSmallUDPBuffers(n.log)
+	return nil
+}
+
+// minUDPBuffer is what quic-go asks for (7.5 MB); see deploy/90-demandflow.conf.
+const minUDPBuffer = 7500000
+
+// warnSmallUDPBuffers logs a hint when the kernel caps UDP socket buffers
+// below what quic-go wants; HTTP/3 still works, with less throughput.
+func warnSmallUDPBuffers(log *slog.Logger) {
+	for _, name := range []string{"rmem_max", "wmem_max"} {
+		b, err := os.ReadFile("/proc/sys/net/core/" + name)
+		if err != nil {
+			continue
+		}
+		v, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err == nil && v < minUDPBuffer {
+			log.Warn("kernel UDP buffer limit is small for HTTP/3; raise it for full QUIC throughput",
+				"sysctl", "net.core."+name, "value", v, "want", minUDPBuffer,
+				"hint", "install deploy/90-demandflow.conf into /etc/sysctl.d or run: sysctl -w net.core.rmem_max=7500000 net.core.wmem_max=7500000")
+			return
+		}
+	}
 }
 
 func newLogger(cfg Config, w *os.File) (*slog.Logger, error) {
@@ -111,10 +202,16 @@ func newLogger(cfg Config, w *os.File) (*slog.Logger, error) {
 
 // Addrs returns the addresses the node bound.
 func (n *Node) Addrs() Addrs {
-	return Addrs{HTTP: n.httpLn.Addr().String(), Raft: n.cfg.RaftAddr, Gossip: n.cfg.GossipAddr, HTTP3: n.cfg.HTTP3Addr}
+	a := Addrs{HTTP: n.httpLn.Addr().String(), Raft: n.cfg.RaftAddr, Gossip: n.cfg.GossipAddr,
+		TLS: n.fingerprint != "", Fingerprint: n.fingerprint}
+	if n.h3Conn != nil {
+		a.HTTP3 = n.h3Conn.LocalAddr().String()
+	}
+	return a
 }
 
-// URL returns the base URL of the node's HTTP API.
+// URL returns the plain-HTTP base URL of the node's API (the TCP port
+// serves http:// and, with TLS on, https://).
 func (n *Node) URL() string { return "http://" + n.httpLn.Addr().String() }
 
 // Name returns the node name.
@@ -130,7 +227,15 @@ func (n *Node) Start() error {
 			n.log.Error("http server stopped", "error", err)
 		}
 	})
-	n.log.Info("node started", "http", n.Addrs().HTTP, "data_dir", n.cfg.DataDir)
+	if n.h3Srv != nil {
+		n.wg.Go(func() {
+			if err := n.h3Srv.Serve(n.h3Conn); err != nil && !errors.Is(err, http.ErrServerClosed) && !errors.Is(err, quic.ErrServerClosed) {
+				n.log.Error("http3 server stopped", "error", err)
+			}
+		})
+	}
+	a := n.Addrs()
+	n.log.Info("node started", "http", a.HTTP, "http3", a.HTTP3, "tls", a.TLS, "data_dir", n.cfg.DataDir)
 	return nil
 }
 
@@ -156,6 +261,12 @@ func (n *Node) writeAddrs() error {
 func (n *Node) Shutdown(ctx context.Context) error {
 	n.stopOnce.Do(func() {
 		err := n.httpSrv.Shutdown(ctx)
+		if n.h3Srv != nil {
+			if e := n.h3Srv.Shutdown(ctx); e != nil {
+				err = errors.Join(err, n.h3Srv.Close())
+			}
+			_ = n.h3Conn.Close()
+		}
 		n.wg.Wait()
 		err = errors.Join(err, n.cl.Close())
 		n.stopErr = err

@@ -58,14 +58,10 @@ sample chunk is sent with a fixed Idempotency-Key.`,
 			})
 		},
 	}
-	cmd.Flags().StringVar(&configPath, "config", "", "TOML config file (env DEMANDFLOW_CONFIG)")
 	cmd.Flags().StringVar(&dataset, "dataset", "exports", "name of the sample dataset")
 	cmd.Flags().IntVar(&chunk, "chunk", 20000, "rows per ingest request")
 	cmd.Flags().BoolVar(&exitAfter, "exit", false, "stop after loading instead of serving")
-	def := node.DefaultConfig()
-	for _, s := range node.Settings() {
-		cmd.Flags().String(s.Flag, s.Get(&def), s.Usage+" (env "+s.Env()+")")
-	}
+	addNodeFlags(cmd, &configPath)
 	return cmd
 }
 

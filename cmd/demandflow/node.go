@@ -37,12 +37,20 @@ DEMANDFLOW_HTTP_ADDR), then the flags below.`,
 			return runNode(ctx, cfg, nil)
 		},
 	}
-	cmd.Flags().StringVar(&configPath, "config", "", "TOML config file (env DEMANDFLOW_CONFIG)")
+	addNodeFlags(cmd, &configPath)
+	return cmd
+}
+
+// addNodeFlags registers --config and one flag per node.Setting.
+func addNodeFlags(cmd *cobra.Command, configPath *string) {
+	cmd.Flags().StringVar(configPath, "config", "", "TOML config file (env DEMANDFLOW_CONFIG)")
 	def := node.DefaultConfig()
 	for _, s := range node.Settings() {
 		cmd.Flags().String(s.Flag, s.Get(&def), s.Usage+" (env "+s.Env()+")")
+		if s.IsBool {
+			cmd.Flags().Lookup(s.Flag).NoOptDefVal = "true"
+		}
 	}
-	return cmd
 }
 
 // loadNodeConfig applies defaults, the config file, the environment and
