@@ -1,0 +1,224 @@
+package tracking
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Value encodings. Every record value starts with a version byte; fields
+// are varints (signed) and uvarint-length-prefixed strings, appended in a
+// fixed order, so equal records encode to equal bytes on every node.
+//
+// WARNING: on-disk format; add fields only at the end of a new version.
+const codecV1 byte = 1
+
+var errCorrupt = errors.New("tracking: corrupt record")
+
+func appendVarint(b []byte, v int64) []byte { return binary.AppendVarint(b, v) }
+
+func appendStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// dec reads a value; the first error sticks and later reads return zero.
+type dec struct {
+	b   []byte
+	err error
+}
+
+func (d *dec) byte() byte {
+	if d.err != nil || len(d.b) < 1 {
+		d.fail()
+		return 0
+	}
+	c := d.b[0]
+	d.b = d.b[1:]
+	return c
+}
+
+func (d *dec) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) str() string {
+	n := d.uvarint()
+	if d.err != nil || uint64(len(d.b)) < n {
+		d.fail()
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+func (d *dec) fail() {
+	if d.err == nil {
+		d.err = errCorrupt
+	}
+}
+
+func (d *dec) version() {
+	if v := d.byte(); d.err == nil && v != codecV1 {
+		d.err = fmt.Errorf("tracking: unknown record version %d", v)
+	}
+}
+
+func encodeTxState(b []byte, st *txState) []byte {
+	t := &st.tx
+	b = append(b, codecV1)
+	var flags byte
+	if st.recorded {
+		flags |= 1
+	}
+	b = append(b, flags, t.Status.code())
+	b = append(b, st.stages[:]...)
+	b = appendStr(b, t.Dataset)
+	b = appendStr(b, string(t.Source))
+	b = appendStr(b, t.ContentType)
+	b = appendVarint(b, t.Bytes)
+	b = appendVarint(b, unixNanos(t.Created))
+	b = appendVarint(b, unixNanos(t.Updated))
+	b = appendVarint(b, t.In)
+	b = appendVarint(b, t.Accepted)
+	b = appendVarint(b, t.Rejected)
+	b = appendStr(b, t.Node)
+	b = appendStr(b, t.Client)
+	b = appendStr(b, t.IdempotencyKey)
+	return appendStr(b, st.lastError)
+}
+
+func decodeTxState(id [ulidLen]byte, v []byte) (*txState, error) {
+	d := dec{b: v}
+	d.version()
+	st := &txState{}
+	flags := d.byte()
+	st.recorded = flags&1 != 0
+	t := &st.tx
+	t.ID = formatULID(id)
+	t.Status = statusOf(d.byte())
+	for i := range st.stages {
+		st.stages[i] = d.byte()
+	}
+	t.Dataset = d.str()
+	t.Source = Source(d.str())
+	t.ContentType = d.str()
+	t.Bytes = d.varint()
+	t.Created = fromNanos(d.varint())
+	t.Updated = fromNanos(d.varint())
+	t.In = d.varint()
+	t.Accepted = d.varint()
+	t.Rejected = d.varint()
+	t.Node = d.str()
+	t.Client = d.str()
+	t.IdempotencyKey = d.str()
+	st.lastError = d.str()
+	if d.err != nil {
+		return nil, fmt.Errorf("decode transaction %s: %w", t.ID, d.err)
+	}
+	return st, nil
+}
+
+func encodeBlock(b []byte, blk *Block) []byte {
+	b = append(b, codecV1, blk.Status.code())
+	b = appendVarint(b, unixNanos(blk.Started))
+	b = appendVarint(b, unixNanos(blk.Finished))
+	b = appendVarint(b, blk.RowsIn)
+	b = appendVarint(b, blk.RowsOut)
+	b = appendStr(b, blk.Error)
+	b = appendStr(b, blk.Node)
+	b = appendVarint(b, int64(blk.CPUTime))
+	b = appendVarint(b, blk.Bytes)
+	return appendVarint(b, int64(blk.Parts))
+}
+
+func decodeBlock(st Stage, v []byte) (Block, error) {
+	d := dec{b: v}
+	d.version()
+	blk := Block{Stage: st}
+	blk.Status = blockStatusOf(d.byte())
+	blk.Started = fromNanos(d.varint())
+	blk.Finished = fromNanos(d.varint())
+	blk.RowsIn = d.varint()
+	blk.RowsOut = d.varint()
+	blk.Error = d.str()
+	blk.Node = d.str()
+	blk.CPUTime = time.Duration(d.varint())
+	blk.Bytes = d.varint()
+	blk.Parts = int(d.varint())
+	if d.err != nil {
+		return Block{}, fmt.Errorf("decode block %s: %w", st, d.err)
+	}
+	return blk, nil
+}
+
+func encodeRejection(b []byte, r *Rejection) []byte {
+	b = append(b, codecV1)
+	b = appendStr(b, r.ObjectID)
+	b = appendStr(b, r.Field)
+	return appendStr(b, r.Reason)
+}
+
+func decodeRejection(row uint32, v []byte) (Rejection, error) {
+	d := dec{b: v}
+	d.version()
+	r := Rejection{Row: int(row)}
+	r.ObjectID = d.str()
+	r.Field = d.str()
+	r.Reason = d.str()
+	if d.err != nil {
+		return Rejection{}, fmt.Errorf("decode rejection row %d: %w", row, d.err)
+	}
+	return r, nil
+}
+
+// Object values carry no version byte, to stay small: they are
+// outcome u8 | dataset [| field | reason] where field and reason are present
+// only for rejected entries. A new format needs a new table byte.
+func appendObjectValue(b []byte, o Outcome, dataset, field, reason string) []byte {
+	b = append(b, o.code())
+	b = appendStr(b, dataset)
+	if o == OutcomeRejected {
+		b = appendStr(b, field)
+		b = appendStr(b, reason)
+	}
+	return b
+}
+
+func decodeObjectValue(ev *ObjectEvent, v []byte) error {
+	d := dec{b: v}
+	ev.Outcome = outcomeOf(d.byte())
+	ev.Dataset = d.str()
+	if ev.Outcome == OutcomeRejected {
+		ev.Field = d.str()
+		ev.Reason = d.str()
+	}
+	if d.err == nil && ev.Outcome == "" {
+		d.err = errCorrupt
+	}
+	return d.err
+}

@@ -1,0 +1,96 @@
+package tracking
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+)
+
+// Config configures a Store. A zero field means its default.
+type Config struct {
+	// Prefix is the first byte of every tracking key; tracking owns the
+	// key range [Prefix, Prefix+1) of the Pebble instance. Default 't'.
+	// 0x00 cannot be chosen (it means "default"), nor 0xff (no upper bound).
+	Prefix byte
+
+	// Retention is how long records are kept; Cutoff(now) returns
+	// now-Retention for Expire. Default 7 days.
+	Retention time.Duration
+
+	// RequiredStages are the stages that must be done (success or skipped)
+	// for a transaction to leave in_progress. Default ingress, validate,
+	// commit, apply (the stages before the client's ack and the FSM apply);
+	// forecast and egress happen later and do not hold the status back,
+	// though a failed block of any stage makes the transaction failed.
+	RequiredStages []Stage
+
+	// Logger receives lifecycle and Pebble logs. Default: discard.
+	Logger *slog.Logger
+
+	// OnWriteError, if set, is called (synchronously, from the apply
+	// goroutine) with every error a Recorder method returns, after the
+	// error was counted; the FSM uses it to raise an alarm. It must not
+	// block. Default nil.
+	OnWriteError func(error)
+
+	// Dir is the data directory of a standalone store (Open only).
+	Dir string
+	// FS is the file system of a standalone store (Open only). Default
+	// vfs.Default.
+	FS vfs.FS
+	// CacheSize is the block cache of a standalone store in bytes (Open
+	// only). Default 64 MiB.
+	CacheSize int64
+	// Sync makes Store.Update commit with pebble.Sync (Open only). Default
+	// false: NoSync, tracking is not the source of truth for acked data.
+	Sync bool
+}
+
+// DefaultConfig returns the defaults (Dir left empty).
+func DefaultConfig() Config {
+	return Config{}.withDefaults()
+}
+
+func (c Config) withDefaults() Config {
+	if c.Prefix == 0 {
+		c.Prefix = 't'
+	}
+	if c.Retention == 0 {
+		c.Retention = 7 * 24 * time.Hour
+	}
+	if len(c.RequiredStages) == 0 {
+		c.RequiredStages = []Stage{StageIngress, StageValidate, StageCommit, StageApply}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.FS == nil {
+		c.FS = vfs.Default
+	}
+	if c.CacheSize == 0 {
+		c.CacheSize = 64 << 20
+	}
+	return c
+}
+
+// Validate reports whether the config is usable.
+func (c Config) Validate() error {
+	if c.Prefix == 0xff {
+		return errors.New("tracking: prefix 0xff has no upper bound")
+	}
+	if c.Retention < 0 {
+		return fmt.Errorf("tracking: negative retention %v", c.Retention)
+	}
+	if c.CacheSize < 0 {
+		return fmt.Errorf("tracking: negative cache size %d", c.CacheSize)
+	}
+	for _, st := range c.RequiredStages {
+		if st.code() == 0 {
+			return fmt.Errorf("tracking: unknown required stage %q", st)
+		}
+	}
+	return nil
+}

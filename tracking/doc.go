@@ -1,0 +1,69 @@
+// Package tracking is Demandflow's data-flow tracking store: where every
+// ingest transaction, every stage of the write path and every tracked
+// object went, kept in Pebble and queryable by transaction, by object, by
+// time range and as per-minute statistics.
+//
+// tracking is a leaf package: it imports Pebble and the standard library
+// only. The cluster translates its own types into tracking's (for instance
+// stream.RowError into Rejection).
+//
+// # Models
+//
+//   - Transaction: one unit of ingest (one request, file, webhook call, SQL
+//     page), identified by a ULID assigned at ingress, with dataset, source,
+//     content type, bytes, counts in/accepted/rejected, receiving node,
+//     client and idempotency key. Its Status is derived (see below).
+//   - Block: the record of one stage (ingress, validate, commit, apply,
+//     forecast, egress) of one transaction: success, failed or skipped,
+//     start and finish time, rows in and out, error, node, CPU time and
+//     bytes. A stage recorded several times (a transaction split over
+//     several Raft entries) is merged.
+//   - Progress: derived from the blocks: stages done of total, the current
+//     stage (first missing, or the failed one), the last completed stage and
+//     the last error. A transaction interrupted by a crash after commit shows
+//     in_progress with current stage apply.
+//   - Rejection: a rejected row of a transaction (row, object id, field,
+//     reason), paged per transaction.
+//   - Object entries: for datasets with an object-id column and tracking of
+//     objects enabled, one entry per (object id, time, transaction, row,
+//     stage) with its outcome; rejected entries keep field and reason, so a
+//     rejected row is findable by object id.
+//   - Statistics: per-minute counters per stage, dataset, source and node,
+//     each with a 64-bucket latency histogram (stats.go).
+//
+// Status rules, in order: a failed block -> failed; required stages
+// (Config.RequiredStages, default ingress..apply) not all done ->
+// in_progress; all rows rejected -> failed; some rows rejected ->
+// partially_failed; otherwise succeeded.
+//
+// # Writing
+//
+// The cluster FSM owns one Pebble instance and writes tracking records into
+// the same batch as the applied data and the applied index, so tracking is
+// atomic with the apply: Store.Begin(db, batch) returns a Recorder for that
+// batch (RecordTransaction, RecordBlock, RecordRejections, RecordObjects,
+// Expire). All tracking keys live below Config.Prefix (keys.go has the
+// layout). Open gives a standalone store with its own Pebble instance and
+// Store.Update for tests and for nodes that keep tracking apart; both modes
+// share the code.
+//
+// # Invariants
+//
+//   - Tracking never fails an ingest: Recorder errors are counted
+//     (Store.WriteErrors), passed to Config.OnWriteError (the FSM raises an
+//     alarm) and returned, and the caller carries on with the ingest.
+//   - Determinism: records are written by the deterministic FSM apply on
+//     every node, so the store never reads the clock or a random source
+//     while writing; all times come from the records, encodings are fixed
+//     byte layouts, and the same calls on the same state write the same
+//     bytes on every node (TestDeterminism). Queries therefore return the
+//     same answer on every node that applied the same index.
+//   - Retention is range deletes over time-prefixed key ranges only
+//     (retention.go); the cutoff comes from a replicated command.
+//
+// # Concurrency
+//
+// A Store is safe for concurrent use; queries take a Reader (a *pebble.DB
+// or a *pebble.Snapshot for a consistent multi-query view). A Recorder
+// belongs to one batch and one goroutine. There are no locks.
+package tracking

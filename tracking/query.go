@@ -1,0 +1,473 @@
+package tracking
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+// ErrInvalid wraps every error caused by a bad argument (malformed id or
+// cursor, unknown stage, bad query), so callers can answer 400.
+var ErrInvalid = errors.New("tracking: invalid argument")
+
+// Page size limits of the paged queries.
+const (
+	DefaultLimit = 100
+	MaxLimit     = 1000
+)
+
+func pageLimit(n int) int {
+	switch {
+	case n <= 0:
+		return DefaultLimit
+	case n > MaxLimit:
+		return MaxLimit
+	}
+	return n
+}
+
+func encodeCursor(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func decodeCursor(c string, size int) ([]byte, error) {
+	b, err := base64.RawURLEncoding.DecodeString(c)
+	if err != nil || len(b) != size {
+		return nil, fmt.Errorf("%w: bad cursor %q", ErrInvalid, c)
+	}
+	return b, nil
+}
+
+func parseID(s string) ([ulidLen]byte, error) {
+	id, err := parseULID(s)
+	if err != nil {
+		return id, fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return id, nil
+}
+
+// prefixEnd returns the smallest key greater than every key with prefix p.
+func prefixEnd(p []byte) []byte {
+	end := bytes.Clone(p)
+	for i := len(end) - 1; i >= 0; i-- {
+		if end[i]++; end[i] != 0 {
+			return end[:i+1]
+		}
+	}
+	return nil
+}
+
+func (s *Store) txState(r Reader, id [ulidLen]byte) (*txState, error) {
+	var st *txState
+	found, err := get(r, s.k.tx(id), func(v []byte) error {
+		var err error
+		st, err = decodeTxState(id, v)
+		return err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		return nil, ErrNotFound
+	}
+	return st, nil
+}
+
+// Transaction returns transaction id with its blocks (in pipeline order)
+// and progress, read from r (nil: the store's reader). It returns
+// ErrNotFound for an unknown or expired id.
+func (s *Store) Transaction(ctx context.Context, r Reader, id string) (*TxView, error) {
+	r, err := s.readerOr(r)
+	if err != nil {
+		return nil, err
+	}
+	u, err := parseID(id)
+	if err != nil {
+		return nil, err
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	st, err := s.txState(r, u)
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("tracking: transaction %s: %w", id, err)
+	}
+	v := &TxView{Transaction: st.tx, Blocks: []Block{}, Progress: deriveProgress(st)}
+	lower := append([]byte{s.k.p, tableBlock}, u[:]...)
+	err = scan(r, lower, prefixEnd(lower), false, func(it *pebble.Iterator) (bool, error) {
+		k := it.Key()
+		stage := stageOf(k[len(k)-1])
+		val, err := it.ValueAndErr()
+		if err != nil {
+			return false, err
+		}
+		b, err := decodeBlock(stage, val)
+		if err != nil {
+			return false, err
+		}
+		v.Blocks = append(v.Blocks, b)
+		return true, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("tracking: transaction %s: blocks: %w", id, err)
+	}
+	return v, nil
+}
+
+// Rejections returns up to limit (default DefaultLimit, at most MaxLimit)
+// rejected rows of transaction txID in row order, starting after cursor
+// (empty: from the start), and the cursor of the next page ("" when this is
+// the last page).
+func (s *Store) Rejections(ctx context.Context, r Reader, txID, cursor string, limit int) ([]Rejection, string, error) {
+	r, err := s.readerOr(r)
+	if err != nil {
+		return nil, "", err
+	}
+	u, err := parseID(txID)
+	if err != nil {
+		return nil, "", err
+	}
+	limit = pageLimit(limit)
+	prefix := append([]byte{s.k.p, tableRejection}, u[:]...)
+	lower := prefix
+	if cursor != "" {
+		c, err := decodeCursor(cursor, 6)
+		if err != nil {
+			return nil, "", err
+		}
+		lower = append(append(bytes.Clone(prefix), c...), 0)
+	}
+	out := []Rejection{}
+	var next string
+	var last []byte
+	err = scan(r, lower, prefixEnd(prefix), false, func(it *pebble.Iterator) (bool, error) {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		k := it.Key()[len(prefix):]
+		if len(k) != 6 {
+			return false, errCorrupt
+		}
+		if len(out) == limit {
+			next = encodeCursor(last)
+			return false, nil
+		}
+		val, err := it.ValueAndErr()
+		if err != nil {
+			return false, err
+		}
+		rj, err := decodeRejection(binary.BigEndian.Uint32(k), val)
+		if err != nil {
+			return false, err
+		}
+		out = append(out, rj)
+		last = append(last[:0], k...)
+		return true, nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("tracking: rejections of %s: %w", txID, err)
+	}
+	return out, next, nil
+}
+
+// Filter selects transactions for Transactions. Zero fields match all.
+type Filter struct {
+	Dataset string `json:"dataset,omitempty"`
+	Source  Source `json:"source,omitempty"`
+	Status  Status `json:"status,omitempty"`
+	// From and To bound the id timestamp (the ingress time): From <= t < To.
+	From time.Time `json:"from"`
+	To   time.Time `json:"to"`
+	// Limit is the page size: default DefaultLimit, at most MaxLimit.
+	Limit int `json:"limit,omitempty"`
+	// Cursor is the next value of the previous page; empty for the first.
+	Cursor string `json:"cursor,omitempty"`
+}
+
+func (f *Filter) match(t *Transaction) bool {
+	return (f.Dataset == "" || t.Dataset == f.Dataset) &&
+		(f.Source == "" || t.Source == f.Source) &&
+		(f.Status == "" || t.Status == f.Status)
+}
+
+// Transactions lists transactions matching f, newest first (by id), and
+// returns the cursor of the next page ("" when this is the last page).
+// With a Dataset, Status or Source filter it walks that secondary index
+// (in this order of preference) day by day; otherwise the transactions
+// themselves, backwards.
+func (s *Store) Transactions(ctx context.Context, r Reader, f Filter) ([]Transaction, string, error) {
+	r, err := s.readerOr(r)
+	if err != nil {
+		return nil, "", err
+	}
+	if f.Status != "" && f.Status.code() == 0 {
+		return nil, "", fmt.Errorf("%w: unknown status %q", ErrInvalid, f.Status)
+	}
+	limit := pageLimit(f.Limit)
+	// Suffix bounds on the ulid: [lo, hi).
+	var lo, hi []byte
+	if !f.From.IsZero() {
+		lo = ulidBound(f.From)
+	}
+	if !f.To.IsZero() {
+		hi = ulidBound(f.To)
+	}
+	if f.Cursor != "" {
+		c, err := decodeCursor(f.Cursor, ulidLen)
+		if err != nil {
+			return nil, "", err
+		}
+		if hi == nil || bytes.Compare(c, hi) < 0 {
+			hi = c
+		}
+	}
+	out := []Transaction{}
+	var next string
+	// visit adds t if it matches; it returns false when the page is full.
+	visit := func(t *Transaction) bool {
+		if !f.match(t) {
+			return true
+		}
+		if len(out) == limit {
+			u, _ := parseULID(out[limit-1].ID)
+			next = encodeCursor(u[:])
+			return false
+		}
+		out = append(out, *t)
+		return true
+	}
+	n := 0
+	checkCtx := func() error {
+		if n++; n%256 == 0 {
+			return ctx.Err()
+		}
+		return nil
+	}
+
+	var dim byte
+	var value string
+	switch {
+	case f.Dataset != "":
+		dim, value = dimDataset, f.Dataset
+	case f.Status != "":
+		dim, value = dimStatus, string(f.Status)
+	case f.Source != "":
+		dim, value = dimSource, string(f.Source)
+	}
+	if dim == 0 {
+		prefix := []byte{s.k.p, tableTx}
+		lower, upper := bound(prefix, lo, hi)
+		err = scan(r, lower, upper, true, func(it *pebble.Iterator) (bool, error) {
+			if err := checkCtx(); err != nil {
+				return false, err
+			}
+			var id [ulidLen]byte
+			copy(id[:], it.Key()[2:])
+			val, err := it.ValueAndErr()
+			if err != nil {
+				return false, err
+			}
+			st, err := decodeTxState(id, val)
+			if err != nil {
+				return false, err
+			}
+			return visit(&st.tx), nil
+		})
+		if err != nil {
+			return nil, "", fmt.Errorf("tracking: transactions: %w", err)
+		}
+		return out, next, nil
+	}
+
+	loDay, hiDay, ok, err := s.indexDays(r, lo, hi)
+	if err != nil || !ok {
+		return out, "", err
+	}
+	for d := int64(hiDay); d >= int64(loDay); d-- {
+		prefix := s.k.indexPrefix(uint32(d), dim, value)
+		lower, upper := bound(prefix, lo, hi)
+		more := true
+		err = scan(r, lower, upper, true, func(it *pebble.Iterator) (bool, error) {
+			if err := checkCtx(); err != nil {
+				return false, err
+			}
+			k := it.Key()
+			var id [ulidLen]byte
+			copy(id[:], k[len(k)-ulidLen:])
+			st, err := s.txState(r, id)
+			if errors.Is(err, ErrNotFound) {
+				return true, nil // expired before its index entry
+			}
+			if err != nil {
+				return false, err
+			}
+			more = visit(&st.tx)
+			return more, nil
+		})
+		if err != nil {
+			return nil, "", fmt.Errorf("tracking: transactions: %w", err)
+		}
+		if !more {
+			break
+		}
+	}
+	return out, next, nil
+}
+
+// bound returns [prefix+lo, prefix+hi) with nil lo/hi meaning unbounded.
+func bound(prefix, lo, hi []byte) (lower, upper []byte) {
+	lower = append(bytes.Clone(prefix), lo...)
+	if hi == nil {
+		return lower, prefixEnd(prefix)
+	}
+	return lower, append(bytes.Clone(prefix), hi...)
+}
+
+// indexDays returns the day partitions of the tx index to visit for id
+// suffix bounds [lo, hi); ok is false when there is nothing to visit.
+func (s *Store) indexDays(r Reader, lo, hi []byte) (loDay, hiDay uint32, ok bool, err error) {
+	table := []byte{s.k.p, tableIndex}
+	dayOf := func(it *pebble.Iterator) (bool, error) {
+		k := it.Key()
+		if len(k) < 6 {
+			return false, errCorrupt
+		}
+		loDay = binary.BigEndian.Uint32(k[2:])
+		ok = true
+		return false, nil
+	}
+	if err := scan(r, table, prefixEnd(table), true, dayOf); err != nil || !ok {
+		return 0, 0, false, err
+	}
+	hiDay = loDay
+	if hi != nil {
+		var u [ulidLen]byte
+		copy(u[:], hi)
+		hiDay = min(hiDay, ulidDay(u))
+	}
+	ok = false
+	if err := scan(r, table, prefixEnd(table), false, dayOf); err != nil || !ok {
+		return 0, 0, false, err
+	}
+	if lo != nil {
+		var u [ulidLen]byte
+		copy(u[:], lo)
+		loDay = max(loDay, ulidDay(u))
+	}
+	return loDay, hiDay, loDay <= hiDay, nil
+}
+
+// objectCursorLen is day u32 + at u64 + ulid + row u32 + stage u8.
+const objectCursorLen = 4 + 8 + ulidLen + 4 + 1
+
+// Object returns up to limit (default DefaultLimit, at most MaxLimit)
+// events of object objectID in time order, starting after cursor, and the
+// cursor of the next page ("" when this is the last page).
+func (s *Store) Object(ctx context.Context, r Reader, objectID string, limit int, cursor string) ([]ObjectEvent, string, error) {
+	r, err := s.readerOr(r)
+	if err != nil {
+		return nil, "", err
+	}
+	if objectID == "" {
+		return nil, "", fmt.Errorf("%w: empty object id", ErrInvalid)
+	}
+	limit = pageLimit(limit)
+	var after []byte // key suffix after the object id to start after
+	var day uint32
+	if cursor != "" {
+		c, err := decodeCursor(cursor, objectCursorLen)
+		if err != nil {
+			return nil, "", err
+		}
+		day, after = binary.BigEndian.Uint32(c), c[4:]
+	}
+	table := []byte{s.k.p, tableObject}
+	it, err := r.NewIter(&pebble.IterOptions{LowerBound: table, UpperBound: prefixEnd(table)})
+	if err != nil {
+		return nil, "", fmt.Errorf("tracking: object %q: %w", objectID, err)
+	}
+	out := []ObjectEvent{}
+	var next string
+	err = func() error {
+		seek := s.k.objectPrefix(day, objectID)
+		if after != nil {
+			seek = append(append(seek, after...), 0)
+		}
+		for it.SeekGE(seek) {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			k := it.Key()
+			kd := binary.BigEndian.Uint32(k[2:])
+			p := s.k.objectPrefix(kd, objectID)
+			switch {
+			case bytes.HasPrefix(k, p):
+				for ; it.Valid() && bytes.HasPrefix(it.Key(), p); it.Next() {
+					if len(out) == limit {
+						last := out[limit-1]
+						u, _ := parseULID(last.TxID)
+						c := appendU32(nil, unixDay(last.Time))
+						c = appendU64(c, uint64(unixNanos(last.Time)))
+						c = append(c, u[:]...)
+						c = appendU32(c, uint32(last.Row))
+						c = append(c, last.Stage.code())
+						next = encodeCursor(c)
+						return nil
+					}
+					ev, err := decodeObjectEvent(objectID, it.Key()[len(p):], it)
+					if err != nil {
+						return err
+					}
+					out = append(out, ev)
+				}
+				if err := it.Error(); err != nil {
+					return err
+				}
+				day = kd + 1
+			case kd == day:
+				day++
+			default:
+				day = kd
+			}
+			seek = s.k.objectPrefix(day, objectID)
+		}
+		return it.Error()
+	}()
+	if cerr := it.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("tracking: object %q: %w", objectID, err)
+	}
+	return out, next, nil
+}
+
+func decodeObjectEvent(objectID string, k []byte, it *pebble.Iterator) (ObjectEvent, error) {
+	if len(k) != 8+ulidLen+4+1 {
+		return ObjectEvent{}, errCorrupt
+	}
+	var id [ulidLen]byte
+	copy(id[:], k[8:])
+	ev := ObjectEvent{
+		ObjectID: objectID,
+		Time:     fromNanos(int64(binary.BigEndian.Uint64(k))),
+		TxID:     formatULID(id),
+		Row:      int(binary.BigEndian.Uint32(k[8+ulidLen:])),
+		Stage:    stageOf(k[8+ulidLen+4]),
+	}
+	v, err := it.ValueAndErr()
+	if err != nil {
+		return ObjectEvent{}, err
+	}
+	if err := decodeObjectValue(&ev, v); err != nil {
+		return ObjectEvent{}, err
+	}
+	return ev, nil
+}

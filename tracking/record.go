@@ -1,0 +1,347 @@
+package tracking
+
+import (
+	"fmt"
+	"time"
+)
+
+// Recorder writes tracking records into one Writer (one Pebble batch).
+//
+// Updating a transaction's status and the per-minute statistics is a
+// read-modify-write, and an unindexed Pebble batch cannot be read, so the
+// Recorder keeps what it wrote in a small in-memory overlay: reads go to
+// the overlay first and then to r, the committed state the batch will be
+// applied on top of. Every call writes the full new values through to w
+// immediately (a later Set of the same key in the batch wins), so there is
+// nothing to flush: use one Recorder per batch and drop it with the batch.
+// A Recorder must not outlive its batch and must not be shared between
+// goroutines.
+//
+// Determinism: the Recorder never reads the clock or a random source; every
+// time comes from the records. Fed the same calls on top of the same state,
+// every node writes the same bytes.
+//
+// Errors: every method returns its error after counting it in
+// Store.WriteErrors and passing it to Config.OnWriteError. The caller (the
+// FSM) must not fail the ingest because of it. A failed call may have
+// written part of its records into the batch; tracking data is then
+// incomplete, never inconsistent with the ingested data.
+type Recorder struct {
+	s     *Store
+	r     Reader
+	w     Writer
+	txs   map[[ulidLen]byte]*txEntry
+	stats map[string]*statAgg
+	buf   []byte
+}
+
+// txEntry is the overlay state of one transaction.
+type txEntry struct {
+	st     *txState // nil: no record (neither in r nor in the batch)
+	blocks [numStages]*Block
+}
+
+// Begin returns a Recorder writing into w on top of the committed state r.
+// In the FSM, r is the state's *pebble.DB and w the apply batch.
+func (s *Store) Begin(r Reader, w Writer) *Recorder {
+	return &Recorder{
+		s:     s,
+		r:     r,
+		w:     w,
+		txs:   make(map[[ulidLen]byte]*txEntry),
+		stats: make(map[string]*statAgg),
+	}
+}
+
+func (rc *Recorder) fail(err error) error {
+	if err == nil {
+		return nil
+	}
+	rc.s.writeErrors.Add(1)
+	if f := rc.s.cfg.OnWriteError; f != nil {
+		f(err)
+	}
+	return err
+}
+
+// entry returns the overlay entry of id, loading it from r on first use.
+func (rc *Recorder) entry(id [ulidLen]byte) (*txEntry, error) {
+	if e, ok := rc.txs[id]; ok {
+		return e, nil
+	}
+	e := &txEntry{}
+	_, err := get(rc.r, rc.s.k.tx(id), func(v []byte) error {
+		st, err := decodeTxState(id, v)
+		e.st = st
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read transaction: %w", err)
+	}
+	rc.txs[id] = e
+	return e, nil
+}
+
+// RecordTransaction creates or updates a transaction. Descriptive fields
+// and counts replace earlier ones (pass cumulative counts); block state is
+// kept; Status and Updated are derived. A zero Created defaults to the
+// id's timestamp. The id must be a ULID.
+func (rc *Recorder) RecordTransaction(tx Transaction) error {
+	return rc.fail(rc.recordTransaction(tx))
+}
+
+func (rc *Recorder) recordTransaction(tx Transaction) error {
+	id, err := parseID(tx.ID)
+	if err != nil {
+		return err
+	}
+	if !tx.Source.valid() {
+		return fmt.Errorf("%w: transaction %s: unknown source %q", ErrInvalid, tx.ID, tx.Source)
+	}
+	e, err := rc.entry(id)
+	if err != nil {
+		return err
+	}
+	old := e.st
+	st := &txState{recorded: true}
+	if old != nil {
+		st.stages, st.lastError = old.stages, old.lastError
+	}
+	st.tx = tx
+	st.tx.ID = formatULID(id)
+	if st.tx.Created.IsZero() {
+		st.tx.Created = ulidTime(id)
+	}
+	st.tx.Created = st.tx.Created.UTC()
+	upd := latest(st.tx.Created, tx.Updated)
+	if old != nil {
+		upd = latest(upd, old.tx.Updated)
+	}
+	st.tx.Updated = upd.UTC()
+	st.tx.Status = deriveStatus(st, &rc.s.required)
+	return rc.putTx(id, e, st)
+}
+
+// RecordBlock records the block of one stage of transaction txID and
+// updates the transaction's status, Updated time and progress, and the
+// per-minute statistics (at the minute of b.Finished, or b.Started if
+// unfinished). A repeated record of the same stage is merged into the
+// stored block (see Block.Parts). A block for an unknown transaction
+// creates a stub that a later RecordTransaction completes.
+func (rc *Recorder) RecordBlock(txID string, b Block) error {
+	return rc.fail(rc.recordBlock(txID, b))
+}
+
+func (rc *Recorder) recordBlock(txID string, b Block) error {
+	id, err := parseID(txID)
+	if err != nil {
+		return err
+	}
+	if err := validateBlock(b); err != nil {
+		return fmt.Errorf("transaction %s: %w", txID, err)
+	}
+	b.Started, b.Finished = b.Started.UTC(), b.Finished.UTC()
+	if b.Finished.IsZero() {
+		b.Finished = b.Started
+	}
+	e, err := rc.entry(id)
+	if err != nil {
+		return err
+	}
+	st := &txState{}
+	if e.st != nil {
+		*st = *e.st
+	} else {
+		st.tx = Transaction{ID: formatULID(id), Created: ulidTime(id)}
+	}
+	i := b.Stage.code() - 1
+	merged := b
+	merged.Parts = 1
+	if st.stages[i] != 0 {
+		old, err := rc.block(id, e, b.Stage)
+		if err != nil {
+			return err
+		}
+		merged = mergeBlock(old, b)
+	}
+	st.stages[i] = merged.Status.code()
+	if b.Error != "" {
+		st.lastError = b.Error
+	}
+	st.tx.Updated = latest(st.tx.Updated, b.Finished).UTC()
+	st.tx.Status = deriveStatus(st, &rc.s.required)
+
+	rc.buf = encodeBlock(rc.buf[:0], &merged)
+	if err := rc.w.Set(rc.s.k.block(id, b.Stage), rc.buf, nil); err != nil {
+		return err
+	}
+	e.blocks[i] = &merged
+	if err := rc.putTx(id, e, st); err != nil {
+		return err
+	}
+	return rc.addStats(st, &b)
+}
+
+// block returns the stored block of stage st (overlay first).
+func (rc *Recorder) block(id [ulidLen]byte, e *txEntry, st Stage) (Block, error) {
+	i := st.code() - 1
+	if e.blocks[i] != nil {
+		return *e.blocks[i], nil
+	}
+	var blk Block
+	found, err := get(rc.r, rc.s.k.block(id, st), func(v []byte) error {
+		var err error
+		blk, err = decodeBlock(st, v)
+		return err
+	})
+	if err != nil {
+		return Block{}, fmt.Errorf("read block: %w", err)
+	}
+	if !found { // stage marked but block missing: start over
+		return Block{Stage: st}, nil
+	}
+	if blk.Parts == 0 {
+		blk.Parts = 1
+	}
+	e.blocks[i] = &blk
+	return blk, nil
+}
+
+// putTx writes st and moves the index entries whose value changed.
+func (rc *Recorder) putTx(id [ulidLen]byte, e *txEntry, st *txState) error {
+	old := e.st
+	type ix struct {
+		dim      byte
+		old, new string
+		had, has bool
+	}
+	ixs := [3]ix{
+		{dim: dimDataset, new: st.tx.Dataset, has: st.recorded},
+		{dim: dimSource, new: string(st.tx.Source), has: st.recorded},
+		{dim: dimStatus, new: string(st.tx.Status), has: true},
+	}
+	if old != nil {
+		ixs[0].old, ixs[0].had = old.tx.Dataset, old.recorded
+		ixs[1].old, ixs[1].had = string(old.tx.Source), old.recorded
+		ixs[2].old, ixs[2].had = string(old.tx.Status), true
+	}
+	for _, x := range ixs {
+		if x.had == x.has && x.old == x.new {
+			continue
+		}
+		if x.had {
+			if err := rc.w.Delete(rc.s.k.index(id, x.dim, x.old), nil); err != nil {
+				return err
+			}
+		}
+		if x.has {
+			if err := rc.w.Set(rc.s.k.index(id, x.dim, x.new), nil, nil); err != nil {
+				return err
+			}
+		}
+	}
+	rc.buf = encodeTxState(rc.buf[:0], st)
+	if err := rc.w.Set(rc.s.k.tx(id), rc.buf, nil); err != nil {
+		return err
+	}
+	e.st = st
+	return nil
+}
+
+// RecordRejections records the rejected rows of transaction txID. Several
+// rejections of one row are kept in order; recording the same row again
+// overwrites its earlier rejections position by position.
+func (rc *Recorder) RecordRejections(txID string, rs []Rejection) error {
+	return rc.fail(rc.recordRejections(txID, rs))
+}
+
+func (rc *Recorder) recordRejections(txID string, rs []Rejection) error {
+	id, err := parseID(txID)
+	if err != nil {
+		return err
+	}
+	seq := uint16(0)
+	for i := range rs {
+		r := &rs[i]
+		if r.Row < 0 || int64(r.Row) > 1<<32-1 {
+			return fmt.Errorf("%w: transaction %s: row %d out of range", ErrInvalid, txID, r.Row)
+		}
+		if i > 0 && rs[i-1].Row == r.Row {
+			seq++
+		} else {
+			seq = 0
+		}
+		rc.buf = encodeRejection(rc.buf[:0], r)
+		if err := rc.w.Set(rc.s.k.rejection(id, uint32(r.Row), seq), rc.buf, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// RecordObjects records the appearance of objects (rows with an object id)
+// of transaction txID in dataset at time at: one key per entry, laid out
+// (day, object id, at, tx, row, stage) with a value of a few bytes, so a
+// 10,000-entry call costs ~10,000 batch Sets and no reads. Entries without
+// an object id are skipped. Callers call it only for datasets with an
+// object-id column and track_objects enabled.
+func (rc *Recorder) RecordObjects(txID string, dataset string, at time.Time, entries []ObjectEntry) error {
+	return rc.fail(rc.recordObjects(txID, dataset, at, entries))
+}
+
+func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, entries []ObjectEntry) error {
+	id, err := parseID(txID)
+	if err != nil {
+		return err
+	}
+	day, ns := unixDay(at), unixNanos(at)
+	base := rc.s.k.objectPrefix(day, "")
+	base = base[:len(base)-1] // drop the empty string's length byte
+	key := make([]byte, 0, 128)
+	accepted := appendObjectValue(nil, OutcomeAccepted, dataset, "", "")
+	val := make([]byte, 0, 64)
+	for i := range entries {
+		en := &entries[i]
+		if en.ObjectID == "" {
+			continue
+		}
+		sc, oc := en.Stage.code(), en.Outcome.code()
+		if sc == 0 {
+			return fmt.Errorf("%w: transaction %s: object %q: unknown stage %q", ErrInvalid, txID, en.ObjectID, en.Stage)
+		}
+		if oc == 0 {
+			return fmt.Errorf("%w: transaction %s: object %q: unknown outcome %q", ErrInvalid, txID, en.ObjectID, en.Outcome)
+		}
+		if en.Row < 0 || int64(en.Row) > 1<<32-1 {
+			return fmt.Errorf("%w: transaction %s: row %d out of range", ErrInvalid, txID, en.Row)
+		}
+		key = appendKeyString(append(key[:0], base...), en.ObjectID)
+		key = appendU64(key, uint64(ns))
+		key = append(key, id[:]...)
+		key = appendU32(key, uint32(en.Row))
+		key = append(key, sc)
+		v := accepted
+		if en.Outcome == OutcomeRejected {
+			val = appendObjectValue(val[:0], OutcomeRejected, dataset, en.Field, en.Reason)
+			v = val
+		}
+		if err := rc.w.Set(key, v, nil); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Expire is Store.Expire on the Recorder's batch, with the error counted.
+// A record written later in the same batch for an expired transaction or
+// minute recreates it.
+func (rc *Recorder) Expire(before time.Time) error {
+	return rc.fail(rc.s.Expire(rc.w, before))
+}
+
+func latest(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
