@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -207,7 +208,7 @@ func TestConfig(t *testing.T) {
 // TestEmbeddedPrefix checks that an embedded store writes only below its
 // prefix and reads through the caller's Reader.
 func TestEmbeddedPrefix(t *testing.T) {
-	db, err := pebble.Open("db", &pebble.Options{FS: vfs.NewMem()})
+	db, err := pebble.Open("db", &pebble.Options{FS: vfs.NewMem(), Logger: pebbleLogger{slog.New(slog.DiscardHandler)}})
 	if err != nil {
 		t.Fatal(err)
 	}
