@@ -48,12 +48,12 @@ func TestStatusAndProgress(t *testing.T) {
 		},
 		{
 			name: "failed block", accepted: 3, want: StatusFailed,
-			blocks: []stageRec{{StageIngress, BlockSuccess, ""}, {StageValidate, BlockFailed, "schema mismatch"}},
+			blocks:       []stageRec{{StageIngress, BlockSuccess, ""}, {StageValidate, BlockFailed, "schema mismatch"}},
 			wantProgress: Progress{StagesDone: 1, StagesTotal: 6, CurrentStage: StageValidate, LastCompleted: StageIngress, LastError: "schema mismatch"},
 		},
 		{
 			name: "failed egress after success", accepted: 3, want: StatusFailed,
-			blocks: append(append([]stageRec{}, okPath...), stageRec{StageForecast, BlockSkipped, ""}, stageRec{StageEgress, BlockFailed, "webhook 503"}),
+			blocks:       append(append([]stageRec{}, okPath...), stageRec{StageForecast, BlockSkipped, ""}, stageRec{StageEgress, BlockFailed, "webhook 503"}),
 			wantProgress: Progress{StagesDone: 5, StagesTotal: 6, CurrentStage: StageEgress, LastCompleted: StageForecast, LastError: "webhook 503"},
 		},
 		{
