@@ -336,8 +336,10 @@ func (s *Store) Stats(ctx context.Context, r Reader, q StatsQuery) (*StatsResult
 			keys = append(keys, k)
 		}
 		slices.SortFunc(keys, func(a, b gkey) int {
-			if c := strings.Compare(a.group, b.group); c != 0 {
-				return c
+			if dim != dimStage { // by stage: pipeline order, not names
+				if c := strings.Compare(a.group, b.group); c != 0 {
+					return c
+				}
 			}
 			return int(a.stage.code()) - int(b.stage.code())
 		})
