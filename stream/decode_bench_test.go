@@ -1,10 +1,33 @@
 package stream_test
 
-// Measured results: see the block filled in below after running
+// Measured on 2026-11-23, a shared VM with 2 cores (Intel Xeon, linux/amd64,
+// Go 1.26.8) that other engineers' builds and tests were loading at the same
+// time, with
 //
 //	go test ./stream -run XXX -bench . -cpu 1 -benchtime 2s
 //
-// RESULTS-PLACEHOLDER
+// 10,000-row bodies of 6 columns (period, product, region, qty, price,
+// object_id); Arrow is an IPC stream already in the output types (fast
+// path). rows/s is wall time and moves with the machine's load; rows/cpu-s
+// divides by the process CPU time instead (see processCPU).
+//
+//	format   rows/s, load ~4   rows/s, load ~10   rows/cpu-s, load ~10   B/op, allocs/op
+//	csv          2,416,694          833,487            2,917,719          1.06 MB, 149
+//	ndjson       2,023,576          842,923            2,202,879          1.07 MB, 144
+//	json         1,906,057          810,387            2,066,647          1.98 MB, 144
+//	xml            168,645           80,098              186,154         18.1 MB, 490,160
+//	arrow       14,073,799        4,357,953           12,154,239          0.82 MB, 182
+//
+// Targets (>= 1,000,000 rows/s for CSV and NDJSON, >= 10,000,000 rows/s for
+// Arrow, on one core) are met per CPU second and in wall time at moderate
+// load; under a load of ~10 on 2 cores the wall-clock figures fall below
+// them because the benchmark gets well under one core. Allocations do not
+// grow with the row count (builders are reserved, the body buffer is pooled).
+// What remains in the profiles: for CSV/NDJSON the byte scanners, float
+// parsing and Arrow builder appends (offsets + validity bitmaps), each
+// 5-15%; for Arrow the series-id hashing (xxhash), the allowed-values check
+// and GC/zeroing of the three computed output columns. XML (encoding/xml,
+// one allocation per token) has no speed target.
 
 import (
 	"bytes"
@@ -96,6 +119,7 @@ func BenchmarkDecode(b *testing.B) {
 			b.ReportAllocs()
 			b.SetBytes(int64(len(body)))
 			rd := bytes.NewReader(body)
+			cpu0 := processCPU()
 			for b.Loop() {
 				rd.Reset(body)
 				bt, err := stream.Decode(b.Context(), f, rd, s, stream.DecodeConfig{})
@@ -108,6 +132,9 @@ func BenchmarkDecode(b *testing.B) {
 				bt.Release()
 			}
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+			if cpu := processCPU() - cpu0; cpu > 0 {
+				b.ReportMetric(float64(n)*float64(b.N)/cpu.Seconds(), "rows/cpu-s")
+			}
 		})
 	}
 }
