@@ -24,8 +24,38 @@
 // Season length m is the dataset frequency (12 monthly, 4 quarterly, 1
 // none).
 //
+// Fitted models that support it (ETS) implement Updater: Update advances
+// the state over new observations with fixed parameters, without refitting.
+//
+// # Model search speed
+//
+// AutoETS follows R's estimation exactly (same start, same Nelder-Mead
+// steps) but optimises all candidates in stages (etsStages) and stops those
+// whose AICc so far trails the best by more than etsPruneMargin. The
+// optimiser is resumable, so surviving candidates get exactly R's fit; only
+// a pruned candidate that would have caught up later is lost
+// (ets_prune_test.go measures how often on synthetic monthly data).
+//
+// # Backtests
+//
+// Backtest runs rolling-origin cross-validation (windows, step, horizon)
+// and reports MASE, sMAPE, WAPE, bias and interval coverage per window and
+// per series; AggregateBacktests averages over series.
+//
+// # Engine
+//
+// Engine.Run takes series as an Arrow List<Float64> (values are read in
+// place, never copied) with uint64 series ids and returns one record batch
+// (series_id, step, period, mean, lo_L/hi_L per level, model) that the
+// caller releases. It owns its parallelism: chunks of series run on an
+// errgroup limited to Config.Workers, ctx is checked between chunks, and
+// output order is input order, so results are identical for any number of
+// workers (simulated intervals use a fixed seed). ForecastCSV is the offline
+// file mode on top of the engine.
+//
 // # Accuracy
 //
 // TestM3Accuracy compares against R forecast 8.20 on the M3 data in
-// shared/data/m3 (the table is in bench/RESULTS.md).
+// shared/data/m3 (the table is in bench/RESULTS.md). Under the race
+// detector it uses every third series.
 package forecast

@@ -107,6 +107,7 @@ func etsFilter(y []float64, sp etsSpec, m int, p etsParams, st, ring, resid []fl
 		f := q
 		so := 0.0
 		pv := yi
+		inv := 0.0 // 1/f, shared by the divisions of multiplicative models
 		switch sp.season {
 		case 'A':
 			so = ring[pos]
@@ -115,17 +116,21 @@ func etsFilter(y []float64, sp etsSpec, m int, p etsParams, st, ring, resid []fl
 		case 'M':
 			so = ring[pos]
 			f = q * so
+			inv = 1 / f
 			if math.Abs(so) < etsTol {
 				pv = etsHugeN
 			} else {
-				pv = yi / so
+				pv = yi * q * inv // y/s
 			}
 		}
 		d := yi - f
 		sse2 += d * d
 		e := d
 		if multErr {
-			e = d / f
+			if sp.season != 'M' {
+				inv = 1 / f
+			}
+			e = d * inv
 			// sum(log|f|) as the log of a running product, rescaled
 			// before it can overflow: one Log per ~many steps.
 			prod *= math.Abs(f)
@@ -156,7 +161,7 @@ func etsFilter(y []float64, sp etsSpec, m int, p etsParams, st, ring, resid []fl
 			} else if math.Abs(q) < etsTol {
 				t = etsHugeN
 			} else {
-				t = yi / q
+				t = yi * so * inv // y/q
 			}
 			ring[pos] = so + gamma*(t-so)
 			pos++
