@@ -166,8 +166,9 @@ type Store struct {
 // workload: a CacheSize block cache shared by all levels, MemTableSize
 // memtables (two may be queued before writes stall), L0 compaction from
 // L0CompactionThreshold files and a write stop at L0StopWritesThreshold,
-// Snappy for L0-L2 (cheap, data is short-lived there) and Zstd below
-// (the "Balanced" profile: most of the data lives in the bottom levels).
+// and Pebble's "Balanced" compression profile: the fastest codec (Snappy/
+// MinLZ) for L0-L4, where data is short-lived, and zstd level 1 for L5 value
+// blocks and all of L6, where most of the data lives.
 // The "demandflow.sum.v1" merge operator implements the "sum" duplicate
 // policy.
 //
