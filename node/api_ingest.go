@@ -131,7 +131,7 @@ func (n *Node) ingest(w http.ResponseWriter, r *http.Request) error {
 	defer closeDR()
 	body := &limitedReader{r: dr, n: n.cfg.MaxBodyBytes}
 
-	batch, err := stream.Decode(ctx, format, body, schema, stream.DecodeConfig{ChunkRows: n.cfg.ChunkRows})
+	batch, err := stream.Decode(ctx, format, body, schema, stream.DecodeConfig{ChunkRows: n.cfg.ChunkRows, MaxBytes: n.cfg.MaxBodyBytes + 1})
 	if raw.hit || body.hit {
 		if batch != nil {
 			batch.Release()

@@ -48,7 +48,7 @@ func errorStatus(err error) (int, errorResponse) {
 	}
 	var mbe *http.MaxBytesError
 	switch {
-	case errors.As(err, &mbe), errors.Is(err, errBodyTooLarge):
+	case errors.As(err, &mbe), errors.Is(err, errBodyTooLarge), errors.Is(err, stream.ErrBodyTooLarge):
 		return http.StatusRequestEntityTooLarge, errorResponse{Error: err.Error()}
 	case errors.Is(err, stream.ErrInvalidSchema):
 		return http.StatusBadRequest, errorResponse{Error: err.Error()}
