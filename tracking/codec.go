@@ -196,12 +196,19 @@ func decodeRejection(row uint32, v []byte) (Rejection, error) {
 	return r, nil
 }
 
-// Object values carry no version byte, to stay small: they are
-// outcome u8 | dataset [| field | reason] where field and reason are present
-// only for rejected entries. A new format needs a new table byte.
-func appendObjectValue(b []byte, o Outcome, dataset, field, reason string) []byte {
-	b = append(b, o.code())
-	b = appendStr(b, dataset)
+// Object values carry no version byte, to stay small (keys.go); a new
+// format needs a new table byte.
+const objHasDataset byte = 0x80
+
+func appendObjectValue(b []byte, o Outcome, dataset string, withDataset bool, field, reason string) []byte {
+	f := o.code()
+	if withDataset {
+		f |= objHasDataset
+	}
+	b = append(b, f)
+	if withDataset {
+		b = appendStr(b, dataset)
+	}
 	if o == OutcomeRejected {
 		b = appendStr(b, field)
 		b = appendStr(b, reason)
@@ -209,10 +216,15 @@ func appendObjectValue(b []byte, o Outcome, dataset, field, reason string) []byt
 	return b
 }
 
-func decodeObjectValue(ev *ObjectEvent, v []byte) error {
+// decodeObjectValue fills ev's outcome, field and reason, and its dataset
+// if the value carries one (hasDataset).
+func decodeObjectValue(ev *ObjectEvent, v []byte) (hasDataset bool, err error) {
 	d := dec{b: v}
-	ev.Outcome = outcomeOf(d.byte())
-	ev.Dataset = d.str()
+	f := d.byte()
+	ev.Outcome = outcomeOf(f &^ objHasDataset)
+	if hasDataset = f&objHasDataset != 0; hasDataset {
+		ev.Dataset = d.str()
+	}
 	if ev.Outcome == OutcomeRejected {
 		ev.Field = d.str()
 		ev.Reason = d.str()
@@ -220,5 +232,5 @@ func decodeObjectValue(ev *ObjectEvent, v []byte) error {
 	if d.err == nil && ev.Outcome == "" {
 		d.err = errCorrupt
 	}
-	return d.err
+	return hasDataset, d.err
 }

@@ -20,11 +20,12 @@ import (
 //	block        P 'b' | ulid[16] | stage u8                                       Block     (codec.go)
 //	rejection    P 'r' | ulid[16] | row u32 | seq u16                              Rejection (codec.go)
 //	tx index     P 'i' | day u32 | dim u8 | uvarint len | value | ulid[16]         empty
-//	object       P 'o' | day u32 | uvarint len | object id | at i64 ns | ulid[16]  outcome u8 | dataset
+//	object       P 'o' | day u32 | uvarint len | object id | ms u32 | ulid[16]     flags u8 [| dataset]
 //	             | row u32 | stage u8                                              [| field | reason]
 //	stats        P 's' | dim u8 | minute u32 | uvarint len | value | stage u8      statAgg   (stats.go)
 //
-// day = Unix days (UTC), minute = Unix minutes. The tx index is partitioned
+// day = Unix days (UTC), minute = Unix minutes, ms = milliseconds since the
+// start of day (object events keep millisecond precision). The tx index is partitioned
 // by the day of the tx id's timestamp, the object index by the day of the
 // record time passed to RecordObjects, and the stats by the minute of the
 // block's finish time: every table has a time prefix (either first or right
@@ -36,6 +37,12 @@ import (
 // (a week of retention = at most 8 seeks), and in exchange an object entry
 // is ONE key with no secondary expiry index, which keeps RecordObjects cheap
 // on the write path (see BenchmarkRecordObjects).
+//
+// An object value is 1 byte for an accepted entry: flags = outcome code
+// (bits 0-1) | objHasDataset (0x80) when the dataset differs from (or
+// could not be taken from) the transaction record, in which case the
+// dataset follows; rejected entries add field and reason. Queries join the
+// dataset from the transaction otherwise.
 //
 // Tx index dims are dimDataset, dimSource and dimStatus; the status entry
 // of a transaction is moved (Delete + Set) when its status changes. Stats
@@ -86,6 +93,15 @@ func unixMinute(t time.Time) uint32 {
 		return 0
 	}
 	return uint32(s / 60)
+}
+
+// msOfDay returns the milliseconds since the start of t's (UTC) day.
+func msOfDay(t time.Time) uint32 {
+	ms := t.UnixMilli()
+	if ms < 0 {
+		return 0
+	}
+	return uint32(ms % (secsPerDay * 1000))
 }
 
 // unixNanos returns t as non-negative Unix nanoseconds (zero time -> 0).

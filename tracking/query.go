@@ -364,8 +364,12 @@ func (s *Store) indexDays(r Reader, lo, hi []byte) (loDay, hiDay uint32, ok bool
 	return loDay, hiDay, loDay <= hiDay, nil
 }
 
-// objectCursorLen is day u32 + at u64 + ulid + row u32 + stage u8.
-const objectCursorLen = 4 + 8 + ulidLen + 4 + 1
+// objectSuffixLen is the key length after the object id: ms u32 + ulid +
+// row u32 + stage u8; a cursor is day u32 + that suffix.
+const (
+	objectSuffixLen = 4 + ulidLen + 4 + 1
+	objectCursorLen = 4 + objectSuffixLen
+)
 
 // Object returns up to limit (default DefaultLimit, at most MaxLimit)
 // events of object objectID in time order, starting after cursor, and the
@@ -395,6 +399,7 @@ func (s *Store) Object(ctx context.Context, r Reader, objectID string, limit int
 	}
 	out := []ObjectEvent{}
 	var next string
+	datasets := map[[ulidLen]byte]string{} // tx -> dataset join cache
 	err = func() error {
 		seek := s.k.objectPrefix(day, objectID)
 		if after != nil {
@@ -414,14 +419,14 @@ func (s *Store) Object(ctx context.Context, r Reader, objectID string, limit int
 						last := out[limit-1]
 						u, _ := parseULID(last.TxID)
 						c := appendU32(nil, unixDay(last.Time))
-						c = appendU64(c, uint64(unixNanos(last.Time)))
+						c = appendU32(c, msOfDay(last.Time))
 						c = append(c, u[:]...)
 						c = appendU32(c, uint32(last.Row))
 						c = append(c, last.Stage.code())
 						next = encodeCursor(c)
 						return nil
 					}
-					ev, err := decodeObjectEvent(objectID, it.Key()[len(p):], it)
+					ev, err := s.decodeObjectEvent(r, objectID, kd, it.Key()[len(p):], it, datasets)
 					if err != nil {
 						return err
 					}
@@ -449,25 +454,42 @@ func (s *Store) Object(ctx context.Context, r Reader, objectID string, limit int
 	return out, next, nil
 }
 
-func decodeObjectEvent(objectID string, k []byte, it *pebble.Iterator) (ObjectEvent, error) {
-	if len(k) != 8+ulidLen+4+1 {
+// decodeObjectEvent decodes the entry at it (k is its key suffix after the
+// object id) and joins the dataset from the transaction record if the
+// value does not carry it.
+func (s *Store) decodeObjectEvent(r Reader, objectID string, day uint32, k []byte, it *pebble.Iterator, datasets map[[ulidLen]byte]string) (ObjectEvent, error) {
+	if len(k) != objectSuffixLen {
 		return ObjectEvent{}, errCorrupt
 	}
 	var id [ulidLen]byte
-	copy(id[:], k[8:])
+	copy(id[:], k[4:])
+	ms := int64(day)*secsPerDay*1000 + int64(binary.BigEndian.Uint32(k))
 	ev := ObjectEvent{
 		ObjectID: objectID,
-		Time:     fromNanos(int64(binary.BigEndian.Uint64(k))),
+		Time:     time.UnixMilli(ms).UTC(),
 		TxID:     formatULID(id),
-		Row:      int(binary.BigEndian.Uint32(k[8+ulidLen:])),
-		Stage:    stageOf(k[8+ulidLen+4]),
+		Row:      int(binary.BigEndian.Uint32(k[4+ulidLen:])),
+		Stage:    stageOf(k[4+ulidLen+4]),
 	}
 	v, err := it.ValueAndErr()
 	if err != nil {
 		return ObjectEvent{}, err
 	}
-	if err := decodeObjectValue(&ev, v); err != nil {
-		return ObjectEvent{}, err
+	hasDataset, err := decodeObjectValue(&ev, v)
+	if err != nil || hasDataset {
+		return ev, err
 	}
+	ds, ok := datasets[id]
+	if !ok {
+		st, err := s.txState(r, id)
+		switch {
+		case err == nil:
+			ds = st.tx.Dataset
+		case !errors.Is(err, ErrNotFound):
+			return ObjectEvent{}, err
+		}
+		datasets[id] = ds
+	}
+	ev.Dataset = ds
 	return ev, nil
 }

@@ -71,6 +71,22 @@ func TestObjectJourney(t *testing.T) {
 			}
 		})
 	}
+	// With the transaction recorded first, the dataset comes from it.
+	tx4 := txid(day2.Add(time.Hour), 4)
+	update(t, s, func(rec *Recorder) error {
+		if err := rec.RecordTransaction(Transaction{ID: tx4, Dataset: "orders", Source: SourceWebhook}); err != nil {
+			return err
+		}
+		return rec.RecordObjects(tx4, "orders", day2.Add(time.Hour+1500*time.Microsecond), []ObjectEntry{
+			{ObjectID: "o-7", Row: 1, Stage: StageApply, Outcome: OutcomeRejected, Field: "period", Reason: "bad date"},
+		})
+	})
+	got, _, err = s.Object(t.Context(), nil, "o-7", 0, "")
+	want7 := []ObjectEvent{{ObjectID: "o-7", Time: day2.Add(time.Hour + time.Millisecond), TxID: tx4, Dataset: "orders",
+		Row: 1, Stage: StageApply, Outcome: OutcomeRejected, Field: "period", Reason: "bad date"}}
+	if err != nil || !slices.Equal(got, want7) {
+		t.Errorf("joined dataset: got %+v (%v), want %+v", got, err, want7)
+	}
 	if got, _, err := s.Object(t.Context(), nil, "o-9", 0, ""); err != nil || len(got) != 0 {
 		t.Errorf("unknown object: got %v, %v; want none", got, err)
 	}

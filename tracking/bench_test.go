@@ -1,0 +1,231 @@
+package tracking
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+)
+
+func openBenchStore(b *testing.B) *Store {
+	b.Helper()
+	s, err := Open(Config{Dir: b.TempDir(), CacheSize: 64 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func benchObjects(n, salt int) []ObjectEntry {
+	es := make([]ObjectEntry, n)
+	for i := range es {
+		es[i] = ObjectEntry{ObjectID: "ord-" + strconv.Itoa(salt*n+i), Row: i, Stage: StageApply, Outcome: OutcomeAccepted}
+		if i%100 == 0 {
+			es[i].Stage, es[i].Outcome, es[i].Field, es[i].Reason = StageValidate, OutcomeRejected, "qty", "below min 0"
+		}
+	}
+	return es
+}
+
+// BenchmarkRecordObjects records 10,000 objects per transaction into a
+// Pebble batch and commits it NoSync.
+func BenchmarkRecordObjects(b *testing.B) {
+	const n = 10_000
+	s := openBenchStore(b)
+	db := s.DB()
+	b.ReportAllocs()
+	i := 0
+	start := time.Now()
+	for b.Loop() {
+		es := benchObjects(n, i)
+		at := t0.Add(time.Duration(i) * time.Second)
+		bt := db.NewBatch()
+		if err := s.Begin(db, bt).RecordObjects(txid(at, uint64(i)), "orders", at, es); err != nil {
+			b.Fatal(err)
+		}
+		if err := bt.Commit(pebble.NoSync); err != nil {
+			b.Fatal(err)
+		}
+		_ = bt.Close()
+		i++
+	}
+	b.ReportMetric(float64(i*n)/time.Since(start).Seconds(), "objects/s")
+}
+
+// BenchmarkApply compares a synthetic 10,000-row FSM apply (one batch of
+// 10,000 observation Sets plus the applied index, committed NoSync) with
+// tracking off and with tracking on (transaction, four blocks, rejections
+// and a 10,000-object index). The synthetic apply has no Arrow decoding,
+// so the measured overhead is an upper bound of the real one.
+func BenchmarkApply(b *testing.B) {
+	const rows = 10_000
+	for _, tracking := range []bool{false, true} {
+		b.Run(fmt.Sprintf("tracking=%v", tracking), func(b *testing.B) {
+			s := openBenchStore(b)
+			db := s.DB()
+			b.ReportAllocs()
+			key := make([]byte, 0, 32)
+			val := make([]byte, 40)
+			i := 0
+			start := time.Now()
+			for b.Loop() {
+				at := t0.Add(time.Duration(i) * time.Second)
+				bt := db.NewBatch()
+				for r := range rows {
+					key = append(key[:0], 0x11, 0, 0, 0, 1)
+					key = binary.BigEndian.AppendUint64(key, uint64(i*rows+r)*0x9E3779B97F4A7C15)
+					key = binary.BigEndian.AppendUint32(key, uint32(r))
+					binary.BigEndian.PutUint64(val, uint64(r))
+					_ = bt.Set(key, val, nil)
+				}
+				if tracking {
+					id := txid(at, uint64(i))
+					rec := s.Begin(db, bt)
+					_ = rec.RecordTransaction(Transaction{ID: id, Dataset: "orders", Source: SourceHTTP, In: rows, Accepted: rows - 100, Rejected: 100, Node: "n1"})
+					for j, st := range []Stage{StageIngress, StageValidate, StageCommit, StageApply} {
+						_ = rec.RecordBlock(id, blk(st, BlockSuccess, at.Add(time.Duration(j)*time.Millisecond), time.Millisecond, rows, rows))
+					}
+					rj := make([]Rejection, 100)
+					for k := range rj {
+						rj[k] = Rejection{Row: k * 100, ObjectID: "x", Field: "qty", Reason: "below min 0"}
+					}
+					_ = rec.RecordRejections(id, rj)
+					if err := rec.RecordObjects(id, "orders", at, benchObjects(rows, i)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				_ = bt.Set([]byte{0x01, 0x01}, binary.BigEndian.AppendUint64(nil, uint64(i)), nil)
+				if err := bt.Commit(pebble.NoSync); err != nil {
+					b.Fatal(err)
+				}
+				_ = bt.Close()
+				i++
+			}
+			b.ReportMetric(float64(i*rows)/time.Since(start).Seconds(), "rows/s")
+		})
+	}
+}
+
+// benchObjectCount is the number of tracked objects BenchmarkObjectLookup
+// builds: 1,000,000 by default, DEMANDFLOW_BENCH_OBJECTS to override (for
+// instance 10000000 for the 10M target, outside CI).
+func benchObjectCount(b *testing.B) int {
+	if v := os.Getenv("DEMANDFLOW_BENCH_OBJECTS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			b.Fatalf("DEMANDFLOW_BENCH_OBJECTS: %v", err)
+		}
+		return n
+	}
+	return 1_000_000
+}
+
+// BenchmarkObjectLookup looks up random objects of a store holding
+// benchObjectCount objects, each with two entries (validate and apply),
+// spread over seven days in transactions of 10,000 objects, after a full
+// compaction. It reports p50 and p99 lookup latency.
+func BenchmarkObjectLookup(b *testing.B) {
+	const perTx = 10_000
+	total := benchObjectCount(b)
+	b.Run(fmt.Sprintf("objects=%d", total), func(b *testing.B) {
+		s := openBenchStore(b)
+		db := s.DB()
+		txs := (total + perTx - 1) / perTx
+		span := 7 * 24 * time.Hour
+		es := make([]ObjectEntry, 2*perTx)
+		for i := range txs {
+			at := t0.Add(span * time.Duration(i) / time.Duration(txs))
+			for j := range perTx {
+				oid := "ord-" + strconv.Itoa(i*perTx+j)
+				es[2*j] = ObjectEntry{ObjectID: oid, Row: j, Stage: StageValidate, Outcome: OutcomeAccepted}
+				es[2*j+1] = ObjectEntry{ObjectID: oid, Row: j, Stage: StageApply, Outcome: OutcomeAccepted}
+			}
+			bt := db.NewBatch()
+			if err := s.Begin(db, bt).RecordObjects(txid(at, uint64(i)), "orders", at, es); err != nil {
+				b.Fatal(err)
+			}
+			if err := bt.Commit(pebble.NoSync); err != nil {
+				b.Fatal(err)
+			}
+			_ = bt.Close()
+		}
+		if err := db.Flush(); err != nil {
+			b.Fatal(err)
+		}
+		if err := db.Compact(b.Context(), []byte{s.k.p}, []byte{s.k.p + 1}, true); err != nil {
+			b.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(1, 2))
+		var lat []time.Duration
+		ctx := b.Context()
+		b.ReportAllocs()
+		for b.Loop() {
+			oid := "ord-" + strconv.Itoa(rng.IntN(txs*perTx))
+			t := time.Now()
+			evs, _, err := s.Object(ctx, nil, oid, 0, "")
+			lat = append(lat, time.Since(t))
+			if err != nil || len(evs) != 2 {
+				b.Fatalf("lookup %s: got %d events (%v), want 2", oid, len(evs), err)
+			}
+		}
+		slices.Sort(lat)
+		q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))]) / 1e6 }
+		b.ReportMetric(q(0.50), "p50-ms")
+		b.ReportMetric(q(0.99), "p99-ms")
+	})
+}
+
+// BenchmarkStatsDay queries one day of 1-minute buckets, built from 10
+// transactions per minute with six blocks each over 10 datasets, grouped by
+// stage and by dataset.
+func BenchmarkStatsDay(b *testing.B) {
+	s := openBenchStore(b)
+	db := s.DB()
+	const perMin = 10
+	for m := range 1440 {
+		bt := db.NewBatch()
+		rec := s.Begin(db, bt)
+		for k := range perMin {
+			at := t0.Add(time.Duration(m)*time.Minute + time.Duration(k)*time.Second)
+			id := txid(at, uint64(m*perMin+k))
+			_ = rec.RecordTransaction(Transaction{ID: id, Dataset: fmt.Sprint("ds", k), Source: SourceHTTP, In: 100, Accepted: 100, Node: "n1"})
+			for j, st := range Stages {
+				if err := rec.RecordBlock(id, blk(st, BlockSuccess, at.Add(time.Duration(j)*time.Millisecond), time.Duration(j+1)*time.Millisecond, 100, 100)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		}
+		if err := bt.Commit(pebble.NoSync); err != nil {
+			b.Fatal(err)
+		}
+		_ = bt.Close()
+	}
+	if err := db.Flush(); err != nil {
+		b.Fatal(err)
+	}
+	for _, tc := range []struct {
+		by     string
+		bucket time.Duration
+	}{{"stage", time.Minute}, {"dataset", time.Minute}, {"stage", time.Hour}} {
+		b.Run(fmt.Sprintf("by=%s/bucket=%v", tc.by, tc.bucket), func(b *testing.B) {
+			b.ReportAllocs()
+			q := StatsQuery{From: t0, To: t0.Add(24 * time.Hour), Bucket: tc.bucket, By: tc.by}
+			for b.Loop() {
+				res, err := s.Stats(b.Context(), nil, q)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if tc.bucket == time.Minute && len(res.Buckets) != 1440 {
+					b.Fatalf("buckets: got %d, want 1440", len(res.Buckets))
+				}
+			}
+		})
+	}
+}
