@@ -44,6 +44,7 @@ func newRootCmd() *cobra.Command {
 		SilenceErrors: true,
 		Version:       version,
 	}
-	root.AddCommand(newNodeCmd(), newDemoCmd())
+	root.AddCommand(newNodeCmd(), newDemoCmd(), newForecastCmd())
+	root.AddCommand(newPushCmd(), newBenchCmd())
 	return root
 }

@@ -1,0 +1,322 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/demandflow/demandflow/client"
+)
+
+// Config configures an ingest benchmark run. A zero field means its
+// default.
+type Config struct {
+	// Client sends the batches; it decides targets, protocol and retries.
+	// Required.
+	Client *client.Client
+	// Dataset receives the rows; it must exist with Schema's columns.
+	// Required.
+	Dataset string
+	// Format names the body format in the report ("ndjson", "csv",
+	// "arrow"); ContentType is sent with every batch; Encode builds the
+	// bodies. Format "ndjson" and "csv" default ContentType and Encode;
+	// other formats must set both.
+	Format      string
+	ContentType string
+	Encode      Encoder
+	// Rows stops the run after this many rows; Duration after this much
+	// time (whichever is set; Rows wins when both are). Default 1,000,000
+	// rows.
+	Rows     int64
+	Duration time.Duration
+	// Batch is rows per request (default 10000); Concurrency the requests
+	// in flight (default 4).
+	Batch       int
+	Concurrency int
+	// Rate caps the offered load in rows/s (open loop: batches are
+	// scheduled at fixed intervals, and latency counts from the scheduled
+	// time, so a stalled server cannot hide queueing: no coordinated
+	// omission). 0 means as fast as acks come back (closed loop).
+	Rate float64
+	// Seed makes the rows reproducible. Default 1.
+	Seed uint64
+	// Pregen, when > 0, pre-generates that many distinct bodies and sends
+	// them round-robin (each with its own Idempotency-Key), taking the
+	// client's row generation out of the measurement. 0 generates every
+	// batch fresh.
+	Pregen int
+	// Interval is the timeline bucket. Default 1s.
+	Interval time.Duration
+	// Labels are copied into the report's config (targets, proto, ...).
+	Labels map[string]string
+	// Progress, when set, is called once per Interval with the bucket just
+	// closed.
+	Progress func(Point)
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.Client == nil || c.Dataset == "" {
+		return c, errors.New("bench: Client and Dataset are required")
+	}
+	if c.Format == "" {
+		c.Format = "ndjson"
+	}
+	switch {
+	case c.Encode != nil && c.ContentType != "":
+	case c.Format == "ndjson":
+		c.Encode, c.ContentType = EncodeNDJSON, client.ContentTypeNDJSON
+	case c.Format == "csv":
+		c.Encode, c.ContentType = EncodeCSV, client.ContentTypeCSV
+	default:
+		return c, fmt.Errorf("bench: format %q needs Encode and ContentType", c.Format)
+	}
+	if c.Rows <= 0 && c.Duration <= 0 {
+		c.Rows = 1_000_000
+	}
+	if c.Batch <= 0 {
+		c.Batch = 10000
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 4
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	if c.Interval <= 0 {
+		c.Interval = time.Second
+	}
+	return c, nil
+}
+
+// Latency histogram range: 10 us to 5 min, 3 significant digits.
+const (
+	histMin = 10
+	histMax = int64(5 * time.Minute / time.Microsecond)
+)
+
+func newHist() *hdrhistogram.Histogram { return hdrhistogram.New(histMin, histMax, 3) }
+
+// recorder collects results; guarded by mu.
+type recorder struct {
+	mu                                   sync.Mutex
+	total, bucket                        *hdrhistogram.Histogram
+	bucketRows, bucketBytes, bucketErrs  int64
+	acked, accepted, rejected, bytes     int64
+	batches, ackedBatches, errs, replays int64
+	samples                              []string
+	timeline                             []Point
+}
+
+func (r *recorder) ack(lat time.Duration, res *client.IngestResult, bytes int) {
+	us := max(lat.Microseconds(), histMin)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_ = r.total.RecordValue(min(us, histMax))
+	_ = r.bucket.RecordValue(min(us, histMax))
+	rows := int64(res.Accepted + res.Rejected)
+	r.acked += rows
+	r.accepted += int64(res.Accepted)
+	r.rejected += int64(res.Rejected)
+	r.bytes += int64(bytes)
+	r.ackedBatches++
+	r.bucketRows += rows
+	r.bucketBytes += int64(bytes)
+	if res.Replayed {
+		r.replays++
+	}
+}
+
+func (r *recorder) fail(err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errs++
+	r.bucketErrs++
+	if len(r.samples) < 10 {
+		r.samples = append(r.samples, err.Error())
+	}
+}
+
+// flush closes the current bucket at t (seconds since start).
+func (r *recorder) flush(t, width float64) Point {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	p := Point{T: t, RowsPerS: float64(r.bucketRows) / width, MBPerS: float64(r.bucketBytes) / 1e6 / width,
+		Acks: r.bucket.TotalCount(), Errors: r.bucketErrs}
+	if p.Acks > 0 {
+		p.P50Ms = ms(r.bucket.ValueAtQuantile(50))
+		p.P99Ms = ms(r.bucket.ValueAtQuantile(99))
+		p.MaxMs = ms(r.bucket.Max())
+	}
+	r.timeline = append(r.timeline, p)
+	r.bucket.Reset()
+	r.bucketRows, r.bucketBytes, r.bucketErrs = 0, 0, 0
+	return p
+}
+
+func ms(us int64) float64 { return float64(us) / 1000 }
+
+// Run generates and sends batches per cfg and returns the report. It
+// returns an error only for a bad config or a canceled ctx before any ack;
+// failed batches are counted in the report.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	gen := NewGenerator(cfg.Seed, 0, 0)
+	keyPrefix := client.NewIdempotencyKey()
+	rec := &recorder{total: newHist(), bucket: newHist()}
+
+	var pregen [][]byte
+	for i := range cfg.Pregen {
+		rows := gen.Rows(nil, int64(i)*int64(cfg.Batch), cfg.Batch)
+		b, err := cfg.Encode(nil, rows)
+		if err != nil {
+			return nil, fmt.Errorf("bench: encode: %w", err)
+		}
+		pregen = append(pregen, b)
+	}
+
+	totalBatches := int64(-1)
+	if cfg.Rows > 0 {
+		totalBatches = (cfg.Rows + int64(cfg.Batch) - 1) / int64(cfg.Batch)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	if cfg.Rows <= 0 {
+		runCtx, cancel = context.WithTimeout(runCtx, cfg.Duration)
+		defer cancel()
+	}
+	retries0 := cfg.Client.Stats().Retries
+	start := time.Now()
+	interval := time.Duration(0)
+	if cfg.Rate > 0 {
+		interval = time.Duration(float64(cfg.Batch) / cfg.Rate * float64(time.Second))
+	}
+
+	// next hands out batch numbers; with a rate, a pacer goroutine releases
+	// them on schedule.
+	var next atomic.Int64
+	type job struct {
+		seq   int64
+		sched time.Time
+	}
+	var jobs chan job
+	var wg sync.WaitGroup
+	if interval > 0 {
+		jobs = make(chan job, cfg.Concurrency*4)
+		wg.Go(func() {
+			defer close(jobs)
+			for seq := int64(0); totalBatches < 0 || seq < totalBatches; seq++ {
+				at := start.Add(time.Duration(seq) * interval)
+				if d := time.Until(at); d > 0 {
+					select {
+					case <-runCtx.Done():
+						return
+					case <-time.After(d):
+					}
+				}
+				select {
+				case <-runCtx.Done():
+					return
+				case jobs <- job{seq: seq, sched: at}:
+				}
+			}
+		})
+	}
+	take := func() (job, bool) {
+		if jobs != nil {
+			j, ok := <-jobs
+			return j, ok && runCtx.Err() == nil
+		}
+		seq := next.Add(1) - 1
+		if (totalBatches >= 0 && seq >= totalBatches) || runCtx.Err() != nil {
+			return job{}, false
+		}
+		return job{seq: seq}, true
+	}
+
+	var sentRows, sentBytes atomic.Int64
+	for range cfg.Concurrency {
+		wg.Go(func() {
+			var rows []Row
+			var buf []byte
+			for {
+				j, ok := take()
+				if !ok {
+					return
+				}
+				n := cfg.Batch
+				if cfg.Rows > 0 {
+					n = int(min(int64(cfg.Batch), cfg.Rows-j.seq*int64(cfg.Batch)))
+				}
+				var body []byte
+				if len(pregen) > 0 && n == cfg.Batch {
+					body = pregen[j.seq%int64(len(pregen))]
+				} else {
+					rows = gen.Rows(rows[:0], j.seq*int64(cfg.Batch), n)
+					var err error
+					// A fresh buffer per batch: the transport may read a body
+					// after Do returns, so buffers are never reused.
+					buf = make([]byte, 0, cap(buf))
+					if body, err = cfg.Encode(buf, rows); err != nil {
+						rec.fail(fmt.Errorf("encode: %w", err))
+						continue
+					}
+					buf = body
+				}
+				sentRows.Add(int64(n))
+				sentBytes.Add(int64(len(body)))
+				t0 := j.sched
+				if t0.IsZero() {
+					t0 = time.Now()
+				}
+				// The run's end does not cancel batches in flight: their
+				// acks (or failures) are part of the result.
+				res, err := cfg.Client.Ingest(context.WithoutCancel(ctx), cfg.Dataset, cfg.ContentType, body,
+					fmt.Sprintf("%s-%d", keyPrefix, j.seq))
+				if err != nil {
+					rec.fail(err)
+					continue
+				}
+				rec.ack(time.Since(t0), res, len(body))
+			}
+		})
+	}
+
+	// Timeline ticker.
+	done := make(chan struct{})
+	var tickWG sync.WaitGroup
+	tickWG.Go(func() {
+		t := time.NewTicker(cfg.Interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case now := <-t.C:
+				p := rec.flush(now.Sub(start).Seconds(), cfg.Interval.Seconds())
+				if cfg.Progress != nil {
+					cfg.Progress(p)
+				}
+			}
+		}
+	})
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(done)
+	tickWG.Wait()
+	if w := elapsed.Seconds() - float64(len(rec.timeline))*cfg.Interval.Seconds(); w > 0.05 {
+		rec.flush(elapsed.Seconds(), w)
+	}
+	if rec.ackedBatches == 0 && ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	rec.batches = rec.ackedBatches + rec.errs
+	return buildReport(cfg, rec, start, elapsed, sentRows.Load(), sentBytes.Load(), cfg.Client.Stats().Retries-retries0), nil
+}
