@@ -1,0 +1,91 @@
+package main
+
+import (
+	"encoding/json"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestBenchIngestLocal runs `bench ingest --local` and validates the JSON
+// report's schema and the plots.
+func TestBenchIngestLocal(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a node; skipped with -short")
+	}
+	dir := t.TempDir()
+	for _, tc := range []struct{ proto, format, plot string }{{"h1", "ndjson", "p.svg"}, {"h3", "arrow", "p.png"}} {
+		t.Run(tc.proto+"/"+tc.format, func(t *testing.T) {
+			js, plot, results := filepath.Join(dir, tc.proto+".json"), filepath.Join(dir, tc.plot), filepath.Join(dir, "RESULTS.md")
+			out, errOut, code := runCLI(t, "bench", "ingest", "--local", "--proto", tc.proto, "--format", tc.format, "--rows", "50000",
+				"--batch", "5000", "--concurrency", "4", "--json", js, "--plot", plot, "--results", results, "--quiet")
+			if code != 0 {
+				t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+			}
+			if !strings.Contains(out, "rows acked      50000 of 50000") {
+				t.Errorf("table:\n%s", out)
+			}
+			b, err := os.ReadFile(js)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var rep map[string]any
+			if err := json.Unmarshal(b, &rep); err != nil {
+				t.Fatal(err)
+			}
+			num := func(m map[string]any, k string) float64 {
+				v, ok := m[k].(float64)
+				if !ok {
+					t.Errorf("report %s: got %T %v, want a number", k, m[k], m[k])
+				}
+				return v
+			}
+			for _, k := range []string{"schema_version", "rows_sent", "bytes_sent", "rows_acked", "rows_accepted", "rows_rejected",
+				"bytes_acked", "batches", "batches_acked", "replayed", "errors", "retries", "elapsed_s", "rows_per_s", "mb_per_s"} {
+				num(rep, k)
+			}
+			if num(rep, "schema_version") != 1 || num(rep, "rows_acked") != 50000 || num(rep, "batches_acked") != 10 ||
+				num(rep, "errors") != 0 || num(rep, "rows_per_s") <= 0 || rep["kind"] != "ingest" {
+				t.Errorf("report: %s", b)
+			}
+			lat, _ := rep["latency_ms"].(map[string]any)
+			var prev float64
+			for _, k := range []string{"min", "p50", "p90", "p99", "p999", "max"} {
+				v := num(lat, k)
+				if v <= 0 || v < prev {
+					t.Errorf("latency_ms.%s = %v: want positive and >= the previous percentile", k, v)
+				}
+				prev = v
+			}
+			if num(lat, "count") != 10 {
+				t.Errorf("latency_ms.count: want 10")
+			}
+			cfg, _ := rep["config"].(map[string]any)
+			labels, _ := cfg["labels"].(map[string]any)
+			if cfg["format"] != tc.format || num(cfg, "batch") != 5000 || labels["proto"] != tc.proto {
+				t.Errorf("config: %v", cfg)
+			}
+			if _, ok := rep["timeline"].([]any); !ok {
+				t.Errorf("timeline: got %T, want an array", rep["timeline"])
+			}
+			f, err := os.Open(plot)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			if strings.HasSuffix(plot, ".png") {
+				if _, err := png.Decode(f); err != nil {
+					t.Errorf("plot: %v", err)
+				}
+			} else if b, _ := os.ReadFile(plot); !strings.HasPrefix(string(b), "<svg") || !strings.Contains(string(b), "polyline") {
+				t.Errorf("plot is not an SVG chart: %.200s", b)
+			}
+			md, _ := os.ReadFile(results)
+			if !strings.Contains(string(md), "| "+tc.proto+" | "+tc.format+" | 5000 | 4 |") {
+				t.Errorf("results table lacks the run:\n%s", md)
+			}
+		})
+	}
+}
