@@ -21,21 +21,21 @@ import (
 	"github.com/demandflow/demandflow/internal/sample"
 )
 
-// nodeAddrs is a node's addrs.json.
-type nodeAddrs struct {
+// pushNodeAddrs is a node's addrs.json.
+type pushNodeAddrs struct {
 	HTTP        string `json:"http"`
 	HTTP3       string `json:"http3"`
 	TLS         bool   `json:"tls"`
 	Fingerprint string `json:"fingerprint"`
 }
 
-func readAddrs(t *testing.T, dir string) nodeAddrs {
+func readAddrs(t *testing.T, dir string) pushNodeAddrs {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join(dir, "addrs.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var a nodeAddrs
+	var a pushNodeAddrs
 	if err := json.Unmarshal(b, &a); err != nil {
 		t.Fatal(err)
 	}
