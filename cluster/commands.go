@@ -35,6 +35,10 @@ const (
 	CmdDeleteDataset CommandType = 2
 	// CmdIngest is one part of an ingest transaction (EncodeIngest).
 	CmdIngest CommandType = 3
+	// CmdAlarmRaise raises an alarm (EncodeAlarmRaise).
+	CmdAlarmRaise CommandType = 4
+	// CmdAlarmClear clears an alarm (EncodeAlarmClear).
+	CmdAlarmClear CommandType = 5
 
 	// IgnorableCommand is the bit that marks a command older nodes may skip.
 	IgnorableCommand CommandType = 0x80
@@ -49,6 +53,10 @@ func (t CommandType) String() string {
 		return "delete_dataset"
 	case CmdIngest:
 		return "ingest"
+	case CmdAlarmRaise:
+		return "alarm_raise"
+	case CmdAlarmClear:
+		return "alarm_clear"
 	}
 	return fmt.Sprintf("command(%d)", uint8(t))
 }
@@ -71,6 +79,8 @@ func (t CommandType) String() string {
 //	                dataset's validated layout (stream.Schema.ArrowSchema),
 //	                compressed as named by ingestHeader.Codec; empty when
 //	                the part has no accepted rows
+//	alarm_raise     none (the alarm is in the header, alarmRaiseHeader)
+//	alarm_clear     none (alarmClearHeader)
 //
 // WARNING: entries are stored in the Raft log and replayed by every node,
 // including nodes running older or newer versions during an upgrade. Never
@@ -221,6 +231,52 @@ func EncodeDeleteDataset(name string, at time.Time) ([]byte, error) {
 		return nil, errors.New("encode delete dataset: empty name")
 	}
 	return encodeEntry(CmdDeleteDataset, &deleteDatasetHeader{Name: name, At: at.UnixNano()}, nil)
+}
+
+type alarmRaiseHeader struct {
+	ID       string `codec:"id"`
+	Kind     string `codec:"kind"`
+	Subject  string `codec:"subj"`
+	Severity string `codec:"sev"`
+	Message  string `codec:"msg"`
+	At       int64  `codec:"at"` // unix ns
+	By       string `codec:"by"`
+}
+
+type alarmClearHeader struct {
+	ID     string `codec:"id"`
+	At     int64  `codec:"at"` // unix ns
+	By     string `codec:"by"`
+	Reason string `codec:"reason"`
+}
+
+// EncodeAlarmRaise encodes the command that raises alarm a (see Alarm for
+// the rules). An empty a.ID is filled with a.Kind + ":" + a.Subject; a
+// message longer than MaxAlarmMessage bytes is truncated. ClearedAt and
+// ClearedBy are ignored. It returns an error wrapping ErrInvalidAlarm when
+// a is not valid.
+func EncodeAlarmRaise(a Alarm) ([]byte, error) {
+	if a.ID == "" {
+		a.ID = AlarmID(a.Kind, a.Subject)
+	}
+	if err := a.validate(); err != nil {
+		return nil, fmt.Errorf("encode alarm raise: %w", err)
+	}
+	return encodeEntry(CmdAlarmRaise, &alarmRaiseHeader{
+		ID: a.ID, Kind: a.Kind, Subject: a.Subject, Severity: a.Severity,
+		Message: truncate(a.Message, MaxAlarmMessage), At: a.RaisedAt.UnixNano(), By: a.RaisedBy,
+	}, nil)
+}
+
+// EncodeAlarmClear encodes the command that clears the active alarm id at
+// time at, by node by, for reason (truncated to MaxAlarmMessage bytes).
+func EncodeAlarmClear(id string, at time.Time, by string, reason string) ([]byte, error) {
+	if id == "" || len(id) > MaxAlarmID {
+		return nil, fmt.Errorf("encode alarm clear: %w: id must be 1..%d bytes", ErrInvalidAlarm, MaxAlarmID)
+	}
+	return encodeEntry(CmdAlarmClear, &alarmClearHeader{
+		ID: id, At: at.UnixNano(), By: by, Reason: truncate(reason, MaxAlarmMessage),
+	}, nil)
 }
 
 // rowSpan is a run of rows [off, off+n) of one record.

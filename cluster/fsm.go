@@ -28,6 +28,8 @@ type FSM struct {
 	mem    memory.Allocator
 
 	batches atomic.Int64 // ApplyBatch calls that committed a Pebble batch
+
+	alarmObs atomic.Pointer[func(AlarmEvent)] // see SetAlarmObserver
 }
 
 var (
@@ -84,6 +86,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	}
 	ac.commit(last.Index, last.Term)
 	f.batches.Add(1)
+	f.alarmsCommitted(ac)
 	return resps
 }
 
@@ -100,6 +103,10 @@ func (f *FSM) apply(ac *applyCtx, l *raft.Log) any {
 		return f.applyDeleteDataset(ac, l.Index, h)
 	case CmdIngest:
 		return f.applyIngest(ac, l.Index, h, payload)
+	case CmdAlarmRaise:
+		return f.applyAlarmRaise(ac, l.Index, h)
+	case CmdAlarmClear:
+		return f.applyAlarmClear(ac, l.Index, h)
 	}
 	if t&IgnorableCommand != 0 {
 		f.logger.Warn("ignoring unknown ignorable command", "type", uint8(t), "raft_index", l.Index)
@@ -127,6 +134,7 @@ type applyCtx struct {
 	series      map[seriesRef]struct{}
 	txs         map[txRef]*txRecordWire
 	parts       map[partRef]*IngestResult
+	alarms      *alarmWork // nil until the batch holds an alarm command
 
 	keyBuf, valBuf []byte
 }
@@ -235,6 +243,7 @@ func (ac *applyCtx) commit(index, term uint64) {
 		s.nextID = ac.nextID
 		s.mu.Unlock()
 	}
+	ac.publishAlarms()
 	s.term.Store(term)
 	s.applied.Store(index)
 }

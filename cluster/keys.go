@@ -21,6 +21,8 @@ import (
 //	observation   0x11 dsid u32 | series id u64 | period i32^0x80000000 obsValue (see encodeObsValue)
 //	transaction   0x12 dsid u32 | idempotency key                       TxRecord, msgpack
 //	tx part       0x13 dsid u32 | key len u16 | key | part u32          part result (IngestResult without Duplicate), msgpack
+//	alarm         0x20 alarm id                                         active Alarm, msgpack (alarmWire)
+//	alarm history 0x21 clear index u64                                  cleared Alarm, msgpack (alarmWire); last MaxAlarmHistory kept
 //
 // Periods are date32 values (days since 1970-01-01); flipping the sign bit
 // ("biased") makes negative periods sort before positive ones.
@@ -44,6 +46,8 @@ const (
 	prefixObservation byte = 0x11
 	prefixTx          byte = 0x12
 	prefixTxPart      byte = 0x13
+	prefixAlarm       byte = 0x20
+	prefixAlarmHist   byte = 0x21
 
 	metaApplied   byte = 0x01
 	metaNextID    byte = 0x02

@@ -157,6 +157,8 @@ type Store struct {
 	datasets map[string]*dsEntry
 	nextID   uint32
 
+	alarms atomic.Pointer[alarmState] // committed alarm state; see fsm_alarm.go
+
 	closeMu sync.Mutex
 	closed  bool
 }
@@ -268,6 +270,9 @@ func (s *Store) load() error {
 		} else if !errors.Is(err, pebble.ErrNotFound) {
 			return err
 		}
+	}
+	if err := s.loadAlarms(); err != nil {
+		return err
 	}
 	s.applied.Store(applied)
 	s.term.Store(term)
