@@ -317,25 +317,34 @@ func (s *Store) Stats(ctx context.Context, r Reader, q StatsQuery) (*StatsResult
 	upper := appendU32([]byte{s.k.p, tableStats, dim}, toMin)
 
 	res := &StatsResult{From: q.From, To: q.To, BucketSeconds: int64(q.Bucket / time.Second), By: q.By}
-	type gkey struct {
+	// Per bucket, one accumulator per (group, stage), found through idx by
+	// value bytes + stage code; accumulators and group names are reused
+	// across buckets so a day of minutes allocates little beyond the result.
+	type acc struct {
 		group string
 		stage Stage
+		agg   statAgg
 	}
 	var (
 		cur     = ^uint32(0)
-		groups  = map[gkey]*statAgg{}
+		accs    []acc
+		idx     = map[string]int{}
+		names   = map[string]string{}
+		order   []int
+		kb      []byte
 		byStage [numStages]statAgg
 		n       int
 	)
 	flush := func() {
-		if len(groups) == 0 {
+		if len(accs) == 0 {
 			return
 		}
-		keys := make([]gkey, 0, len(groups))
-		for k := range groups {
-			keys = append(keys, k)
+		order = order[:0]
+		for i := range accs {
+			order = append(order, i)
 		}
-		slices.SortFunc(keys, func(a, b gkey) int {
+		slices.SortFunc(order, func(x, y int) int {
+			a, b := &accs[x], &accs[y]
 			if dim != dimStage { // by stage: pipeline order, not names
 				if c := strings.Compare(a.group, b.group); c != 0 {
 					return c
@@ -343,12 +352,15 @@ func (s *Store) Stats(ctx context.Context, r Reader, q StatsQuery) (*StatsResult
 			}
 			return int(a.stage.code()) - int(b.stage.code())
 		})
-		bk := StatsBucket{Start: time.Unix(int64(cur)*60, 0).UTC(), Groups: make([]StatsGroup, 0, len(keys))}
-		for _, k := range keys {
-			bk.Groups = append(bk.Groups, groups[k].group(k.group, k.stage))
+		bk := StatsBucket{Start: time.Unix(int64(cur)*60, 0).UTC(), Groups: make([]StatsGroup, 0, len(accs))}
+		for _, i := range order {
+			a := &accs[i]
+			bk.Groups = append(bk.Groups, a.agg.group(a.group, a.stage))
+			byStage[a.stage.code()-1].merge(&a.agg)
 		}
 		res.Buckets = append(res.Buckets, bk)
-		clear(groups)
+		accs = accs[:0]
+		clear(idx)
 	}
 	err = scan(r, lower, upper, false, func(it *pebble.Iterator) (bool, error) {
 		if n++; n%4096 == 0 {
@@ -370,30 +382,32 @@ func (s *Store) Stats(ctx context.Context, r Reader, q StatsQuery) (*StatsResult
 		if st == "" {
 			return false, errCorrupt
 		}
-		group := string(rest[:vlen])
-		if dim == dimStage {
-			group = string(st)
-		}
 		if b := minute - minute%bucketMin; b != cur {
 			flush()
 			cur = b
 		}
-		gk := gkey{group, st}
-		a := groups[gk]
-		if a == nil {
-			a = &statAgg{}
-			groups[gk] = a
+		kb = append(kb[:0], rest...) // value bytes + stage code
+		j, ok := idx[string(kb)]
+		if !ok {
+			group := string(st)
+			if dim != dimStage {
+				var known bool
+				if group, known = names[string(rest[:vlen])]; !known {
+					group = string(rest[:vlen])
+					names[group] = group
+				}
+			}
+			j = len(accs)
+			accs = append(accs, acc{group: group, stage: st})
+			idx[string(kb)] = j
 		}
 		v, err := it.ValueAndErr()
 		if err != nil {
 			return false, err
 		}
-		var one statAgg
-		if err := mergeEncodedStat(&one, v); err != nil {
+		if err := mergeEncodedStat(&accs[j].agg, v); err != nil {
 			return false, fmt.Errorf("decode stats: %w", err)
 		}
-		a.merge(&one)
-		byStage[st.code()-1].merge(&one)
 		return true, nil
 	})
 	if err != nil {
