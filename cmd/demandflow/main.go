@@ -46,5 +46,6 @@ func newRootCmd() *cobra.Command {
 	}
 	root.AddCommand(newNodeCmd(), newDemoCmd(), newForecastCmd())
 	root.AddCommand(newPushCmd(), newBenchCmd())
+	root.AddCommand(append(newOpsCmds(), newDrillCmd())...)
 	return root
 }
