@@ -25,12 +25,12 @@ import (
 //	stats        P 's' | dim u8 | minute u32 | uvarint len | value | stage u8      statAgg   (stats.go)
 //
 // day = Unix days (UTC), minute = Unix minutes, ms = milliseconds since the
-// start of day (object events keep millisecond precision). The tx index is partitioned
-// by the day of the tx id's timestamp, the object index by the day of the
-// record time passed to RecordObjects, and the stats by the minute of the
-// block's finish time: every table has a time prefix (either first or right
-// after a fixed dimension byte), so retention is a handful of DeleteRange
-// calls (retention.go) and never a scan.
+// start of day (object events keep millisecond precision). The tx index is
+// partitioned by the day of the tx id's timestamp, the object index by the
+// day of the record time passed to RecordObjects, and the stats by the
+// minute of the block's finish time: every table has a time prefix (either
+// first or right after a fixed dimension byte), so retention is a handful
+// of DeleteRange calls (retention.go) and never a scan.
 //
 // The object index is day-partitioned rather than keyed by object id alone:
 // looking an object up costs one seek per day partition that holds data

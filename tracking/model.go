@@ -232,6 +232,7 @@ type ObjectEntry struct {
 }
 
 // ObjectEvent is one step of an object's journey, as returned by Object.
+// Time is the record time given to RecordObjects, to the millisecond.
 type ObjectEvent struct {
 	ObjectID string    `json:"object_id"`
 	Time     time.Time `json:"time"`

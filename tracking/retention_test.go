@@ -13,7 +13,7 @@ import (
 // expires the first eight days, compacts, and checks that the records are
 // gone from every query and that the disk usage shrank.
 func TestRetention(t *testing.T) {
-	const days, txPerDay, objPerTx = 10, 20, 200
+	const days, txPerDay, objPerTx = 10, 12, 120
 	s, err := Open(Config{Dir: t.TempDir(), Retention: 2 * 24 * time.Hour})
 	if err != nil {
 		t.Fatal(err)

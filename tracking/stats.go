@@ -169,7 +169,11 @@ func mergeEncodedStat(a *statAgg, v []byte) error {
 }
 
 // addStats adds block b of transaction st to the four per-minute counters.
+// A block without times has no minute and is left out of the statistics.
 func (rc *Recorder) addStats(st *txState, b *Block) error {
+	if b.Finished.IsZero() {
+		return nil
+	}
 	minute := unixMinute(b.Finished)
 	dims := [4]struct {
 		dim   byte
