@@ -1,9 +1,11 @@
 package tracking
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -216,5 +218,34 @@ func TestRejectionsPaging(t *testing.T) {
 				t.Errorf("got %+v, want %+v", got, want)
 			}
 		})
+	}
+}
+
+// TestJSONNames checks that the read models serialize with snake_case keys
+// the HTTP layer can return as they are.
+func TestJSONNames(t *testing.T) {
+	v := TxView{Transaction: Transaction{ID: txid(t0, 1), IdempotencyKey: "k", ContentType: "text/csv"},
+		Blocks: []Block{{Stage: StageApply, CPUTime: time.Millisecond}}, Progress: Progress{CurrentStage: StageApply}}
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"transaction":`, `"idempotency_key":"k"`, `"content_type":"text/csv"`, `"rows_in":`,
+		`"cpu_time_ns":1000000`, `"current_stage":"apply"`, `"stages_total":`} {
+		if !strings.Contains(string(b), key) {
+			t.Errorf("got %s, want it to contain %s", b, key)
+		}
+	}
+	b, err = json.Marshal(StatsResult{Buckets: []StatsBucket{{Groups: []StatsGroup{{P50MS: 1}}}}, Stages: []StageSummary{{Share: 0.5}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, key := range []string{`"p50_ms":1`, `"p99_ms":`, `"cpu_seconds":`, `"share":0.5`, `"bucket_seconds":`} {
+		if !strings.Contains(string(b), key) {
+			t.Errorf("got %s, want it to contain %s", b, key)
+		}
+	}
+	if _, _, err := newMemStore(t, Config{}).Transactions(t.Context(), nil, Filter{Cursor: "!!"}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("bad cursor: got %v, want ErrInvalid", err)
 	}
 }
