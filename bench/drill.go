@@ -287,7 +287,7 @@ func (d *drill) findLeader(ctx context.Context) (*leader, error) {
 			lastErr = fmt.Errorf("%s: %w", n.Name, err)
 			continue
 		}
-		if r.Leader.ID == "" && r.Leader.Address == "" {
+		if r.Leader.ID == "" {
 			lastErr = fmt.Errorf("%s knows no leader", n.Name)
 			continue
 		}
@@ -484,7 +484,7 @@ func (d *drill) cycle(ctx context.Context, w *drillWriter, n int) (*DrillCycle, 
 				r, rerr := d.raft(ctx, s.URL)
 				if rerr == nil {
 					isOld := r.Leader.ID != "" && (r.Leader.ID == old.raftID || r.Leader.Address == old.raftAddr)
-					noLeader := r.Leader.ID == "" && r.Leader.Address == ""
+					noLeader := r.Leader.ID == "" // hashicorp/raft reports ("", "") while there is none
 					if c.DetectMS < 0 && (noLeader || !isOld) {
 						c.DetectMS = since()
 					}
