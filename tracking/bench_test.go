@@ -54,7 +54,7 @@ func BenchmarkRecordObjects(b *testing.B) {
 			for b.Loop() {
 				at := t0.Add(time.Duration(i) * time.Second)
 				bt := db.NewBatch()
-				if err := s.Begin(db, bt).RecordObjects(txid(at, uint64(i)), "orders", at, sets[i%len(sets)]); err != nil {
+				if err := s.NewRecorder(db, bt).RecordObjects(txid(at, uint64(i)), "orders", at, sets[i%len(sets)]); err != nil {
 					b.Fatal(err)
 				}
 				if commit {
@@ -98,7 +98,7 @@ func BenchmarkApply(b *testing.B) {
 				}
 				if tracking {
 					id := txid(at, uint64(i))
-					rec := s.Begin(db, bt)
+					rec := s.NewRecorder(db, bt)
 					_ = rec.RecordTransaction(Transaction{ID: id, Dataset: "orders", Source: SourceHTTP, In: rows, Accepted: rows - 100, Rejected: 100, Node: "n1"})
 					for j, st := range []Stage{StageIngress, StageValidate, StageCommit, StageApply} {
 						_ = rec.RecordBlock(id, blk(st, BlockSuccess, at.Add(time.Duration(j)*time.Millisecond), time.Millisecond, rows, rows))
@@ -159,7 +159,7 @@ func BenchmarkObjectLookup(b *testing.B) {
 				es[2*j+1] = ObjectEntry{ObjectID: oid, Row: j, Stage: StageApply, Outcome: OutcomeAccepted}
 			}
 			bt := db.NewBatch()
-			if err := s.Begin(db, bt).RecordObjects(txid(at, uint64(i)), "orders", at, es); err != nil {
+			if err := s.NewRecorder(db, bt).RecordObjects(txid(at, uint64(i)), "orders", at, es); err != nil {
 				b.Fatal(err)
 			}
 			if err := bt.Commit(pebble.NoSync); err != nil {
@@ -202,7 +202,7 @@ func BenchmarkStatsDay(b *testing.B) {
 	const perMin = 10
 	for m := range 1440 {
 		bt := db.NewBatch()
-		rec := s.Begin(db, bt)
+		rec := s.NewRecorder(db, bt)
 		for k := range perMin {
 			at := t0.Add(time.Duration(m)*time.Minute + time.Duration(k)*time.Second)
 			id := txid(at, uint64(m*perMin+k))

@@ -40,7 +40,7 @@
 //
 // The cluster FSM owns one Pebble instance and writes tracking records into
 // the same batch as the applied data and the applied index, so tracking is
-// atomic with the apply: Store.Begin(db, batch) returns a Recorder for that
+// atomic with the apply: Store.NewRecorder(db, batch) returns a Recorder for that
 // batch (RecordTransaction, RecordBlock, RecordRejections, RecordObjects,
 // Expire). All tracking keys live below Config.Prefix (keys.go has the
 // layout). Open gives a standalone store with its own Pebble instance and

@@ -41,9 +41,9 @@ type txEntry struct {
 	blocks [numStages]*Block
 }
 
-// Begin returns a Recorder writing into w on top of the committed state r.
+// NewRecorder returns a Recorder writing into w on top of the committed state r.
 // In the FSM, r is the state's *pebble.DB and w the apply batch.
-func (s *Store) Begin(r Reader, w Writer) *Recorder {
+func (s *Store) NewRecorder(r Reader, w Writer) *Recorder {
 	return &Recorder{
 		s:     s,
 		r:     r,
@@ -138,7 +138,7 @@ func (rc *Recorder) recordBlock(txID string, b Block) error {
 		return err
 	}
 	if err := validateBlock(b); err != nil {
-		return fmt.Errorf("transaction %s: %w", txID, err)
+		return fmt.Errorf("%w (transaction %s)", err, txID)
 	}
 	b.Started, b.Finished = b.Started.UTC(), b.Finished.UTC()
 	if b.Finished.IsZero() {

@@ -135,7 +135,7 @@ func (s *Store) Update(fn func(rec *Recorder) error) error {
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := fn(s.Begin(s.db, b)); err != nil {
+	if err := fn(s.NewRecorder(s.db, b)); err != nil {
 		return err
 	}
 	if err := b.Commit(s.wo); err != nil {

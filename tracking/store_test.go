@@ -134,7 +134,7 @@ func recordSequence(t *testing.T, call func(fn func(rec *Recorder) error)) {
 func TestDeterminism(t *testing.T) {
 	one := newMemStore(t, Config{})
 	b := one.DB().NewBatch()
-	rec := one.Begin(one.DB(), b)
+	rec := one.NewRecorder(one.DB(), b)
 	recordSequence(t, func(fn func(rec *Recorder) error) {
 		if err := fn(rec); err != nil {
 			t.Fatalf("record: %v", err)
@@ -219,7 +219,7 @@ func TestEmbeddedPrefix(t *testing.T) {
 	}
 	b := db.NewBatch()
 	_ = b.Set([]byte("a-fsm-key"), []byte("v"), nil)
-	rec := s.Begin(db, b)
+	rec := s.NewRecorder(db, b)
 	id := txid(t0, 7)
 	if err := rec.RecordTransaction(Transaction{ID: id, Dataset: "d", Source: SourceHTTP}); err != nil {
 		t.Fatal(err)
