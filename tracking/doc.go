@@ -40,9 +40,12 @@
 //
 // The cluster FSM owns one Pebble instance and writes tracking records into
 // the same batch as the applied data and the applied index, so tracking is
-// atomic with the apply: Store.NewRecorder(db, batch) returns a Recorder for that
-// batch (RecordTransaction, RecordBlock, RecordRejections, RecordObjects,
-// Expire). All tracking keys live below Config.Prefix (keys.go has the
+// atomic with the apply: Store.NewRecorder(db, batch) returns a Recorder
+// for that batch (RecordTransaction, RecordBlock, RecordRejections,
+// RecordObjects, Expire). One Recorder per batch matters: status and
+// statistics are read-modify-writes, and a Recorder's overlay is what lets
+// a later record in the batch see an earlier one (an unindexed Pebble
+// batch cannot be read). All tracking keys live below Config.Prefix (keys.go has the
 // layout). Open gives a standalone store with its own Pebble instance and
 // Store.Update for tests and for nodes that keep tracking apart; both modes
 // share the code.

@@ -41,8 +41,8 @@ type txEntry struct {
 	blocks [numStages]*Block
 }
 
-// NewRecorder returns a Recorder writing into w on top of the committed state r.
-// In the FSM, r is the state's *pebble.DB and w the apply batch.
+// NewRecorder returns a Recorder writing into w on top of the committed
+// state r. In the FSM, r is the state's *pebble.DB and w the apply batch.
 func (s *Store) NewRecorder(r Reader, w Writer) *Recorder {
 	return &Recorder{
 		s:     s,
