@@ -378,14 +378,13 @@ func RunFailoverDrill(ctx context.Context, cfg DrillConfig) (*DrillReport, error
 		Batch: cfg.Batch, Rate: max(cfg.Rate, 0), Cycles: []DrillCycle{}, StoredRows: map[string]int64{}}
 
 	cfg.Logf("waiting for %d nodes to be ready", len(nodes))
-	if _, err := d.waitClusterReady(ctx); err != nil {
+	l, err := d.waitClusterReady(ctx)
+	if err != nil {
 		return rep, err
 	}
-	var urls []string
-	for _, n := range nodes {
-		urls = append(urls, n.URL)
-	}
-	setup, err := client.New(client.Config{Addrs: urls, Transport: cfg.Transport, Token: cfg.Token, MaxRetries: 20})
+	// Create through the leader, then wait until every node has applied
+	// it: a node validates ingest against its local copy of the schema.
+	setup, err := client.New(client.Config{Addrs: []string{l.url}, Transport: cfg.Transport, Token: cfg.Token, MaxRetries: 20})
 	if err != nil {
 		return rep, err
 	}
@@ -394,6 +393,17 @@ func RunFailoverDrill(ctx context.Context, cfg DrillConfig) (*DrillReport, error
 		if !errors.As(err, &ae) || ae.Status != http.StatusConflict {
 			return rep, fmt.Errorf("create dataset %s: %w", cfg.Dataset, err)
 		}
+	}
+	if err := d.waitFor(ctx, "dataset on every node", func() error {
+		for _, n := range cfg.Controller.Nodes() {
+			var ds json.RawMessage
+			if err := d.getJSON(ctx, n.URL, "/v1/datasets/"+url.PathEscape(cfg.Dataset), nil, &ds); err != nil {
+				return fmt.Errorf("%s: %w", n.Name, err)
+			}
+		}
+		return nil
+	}); err != nil {
+		return rep, err
 	}
 
 	w := newDrillWriter(d)
