@@ -444,6 +444,7 @@ func RunFailoverDrill(ctx context.Context, cfg DrillConfig) (*DrillReport, error
 	stopWriter()
 	rep.AckedRows, rep.AckedBatches, rep.WriteAttempts, rep.FailedAttempts, rep.Unacked = w.totals()
 	rep.ErrorSamples = w.samples()
+	rep.AckLatencyMS = w.latency()
 	if runErr != nil {
 		rep.finish()
 		return rep, runErr

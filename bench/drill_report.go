@@ -38,6 +38,13 @@ type DrillStat struct {
 	Worst  float64 `json:"worst"`
 }
 
+// DrillLatency is the ack latency of the drill's writes in ms.
+type DrillLatency struct {
+	P50 float64 `json:"p50"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
 // DrillReport is the outcome of RunFailoverDrill; its JSON is the drill
 // report of DESIGN.md ("cycles", "acked_rows", "stored_rows", "lost_rows",
 // "duplicate_rows") plus the fields below.
@@ -63,6 +70,8 @@ type DrillReport struct {
 	WriteAttempts  int64 `json:"write_attempts"`
 	FailedAttempts int64 `json:"failed_attempts"`
 	Unacked        int   `json:"unacked_batches"`
+	// AckLatencyMS is the latency of acked write attempts.
+	AckLatencyMS DrillLatency `json:"ack_latency_ms"`
 	// Summary has median and worst of failover_ms, detect_ms, elect_ms,
 	// error_window_ms and rejoin_ms over the measured cycles.
 	Summary      map[string]DrillStat `json:"summary"`
@@ -145,7 +154,8 @@ func (r *DrillReport) WriteTable(w io.Writer) error {
 		names = append(names, n)
 	}
 	slices.Sort(names)
-	fmt.Fprintf(w, "acked rows: %d in %d batches (%d attempts, %d failed)\n", r.AckedRows, r.AckedBatches, r.WriteAttempts, r.FailedAttempts)
+	fmt.Fprintf(w, "acked rows: %d in %d batches (%d attempts, %d failed); ack latency p50 %.1f ms, p99 %.1f ms, max %.1f ms\n",
+		r.AckedRows, r.AckedBatches, r.WriteAttempts, r.FailedAttempts, r.AckLatencyMS.P50, r.AckLatencyMS.P99, r.AckLatencyMS.Max)
 	for _, n := range names {
 		fmt.Fprintf(w, "stored on %-6s %d\n", n+":", r.StoredRows[n])
 	}

@@ -219,6 +219,22 @@ func (w *drillWriter) totals() (rows int64, batches int, attempts, failed int64,
 	return rows, len(w.accepted), w.attempts, int64(len(w.fails)), w.unacked
 }
 
+// latency returns median, p99 and max ack latency (send -> ack of the
+// acked attempt) in ms; zero without acks.
+func (w *drillWriter) latency() DrillLatency {
+	w.mu.Lock()
+	xs := make([]float64, 0, len(w.acks))
+	for _, a := range w.acks {
+		xs = append(xs, ms(a.at.Sub(a.sent).Microseconds()))
+	}
+	w.mu.Unlock()
+	s := sortedFloats(xs)
+	if len(s) == 0 {
+		return DrillLatency{}
+	}
+	return DrillLatency{P50: median(s), P99: s[min(len(s)-1, len(s)*99/100)], Max: s[len(s)-1]}
+}
+
 func (w *drillWriter) samples() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()
