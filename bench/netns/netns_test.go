@@ -128,7 +128,12 @@ func setup() error {
 // status 0 means no response (connection error or timeout).
 func curl(ns, method, url string, body []byte, key string, timeout time.Duration) (int, []byte) {
 	args := []string{"netns", "exec", ns, "curl", "-sS", "-m", fmt.Sprintf("%.1f", timeout.Seconds()), "-X", method,
-		"-w", "\n%{http_code}", "-H", "Content-Type: application/json"}
+		"-w", "\n%{http_code}"}
+	if strings.HasSuffix(url, "/records") {
+		args = append(args, "-H", "Content-Type: application/x-ndjson")
+	} else {
+		args = append(args, "-H", "Content-Type: application/json")
+	}
 	if key != "" {
 		args = append(args, "-H", "Idempotency-Key: "+key)
 	}
