@@ -227,6 +227,29 @@ type (
 	}
 )
 
+// toLeader returns a client of the leader's API, found through the node
+// at c: leader transfer and snapshot restore must run on the leader, and
+// an operator should not have to find it first. c itself when it leads or
+// when the leader's API address is unknown (the node then answers with
+// its own error).
+func (c *opsClient) toLeader(ctx context.Context) *opsClient {
+	var r raftResp
+	if _, err := c.getJSON(ctx, "/v1/cluster/raft", &r); err != nil || r.State == "Leader" || r.Leader.ID == "" {
+		return c
+	}
+	var m membersResp
+	if _, err := c.getJSON(ctx, "/v1/cluster/members", &m); err != nil {
+		return c
+	}
+	for _, x := range m.Members {
+		if (x.Name == r.Leader.ID || x.RaftAddr == r.Leader.Address) && x.HTTP != "" {
+			scheme, _, _ := strings.Cut(c.base, "://")
+			return &opsClient{base: scheme + "://" + x.HTTP, token: c.token, hc: c.hc}
+		}
+	}
+	return c
+}
+
 // newOpsCmds returns the operator commands, ready for root.AddCommand.
 func newOpsCmds() []*cobra.Command {
 	return []*cobra.Command{newMembersCmd(), newRaftCmd(), newLeaderCmd(), newSnapshotCmd(), newAlarmsCmd()}
@@ -350,7 +373,7 @@ func newLeaderCmd() *cobra.Command {
 	var to string
 	transfer := &cobra.Command{
 		Use:   "transfer [--to NODE]",
-		Short: "Ask the leader to hand leadership to another voter (--to NODE, or one Raft picks)",
+		Short: "Ask the leader to hand leadership to another voter (--to NODE, or one Raft picks); --addr may be any node",
 		Args:  cobra.NoArgs,
 	}
 	o.register(transfer)
@@ -365,7 +388,7 @@ func newLeaderCmd() *cobra.Command {
 		var r struct {
 			Leader string `json:"leader"`
 		}
-		raw, err := c.callJSON(ctx, http.MethodPost, "/v1/cluster/leader/transfer", in, &r)
+		raw, err := c.toLeader(ctx).callJSON(ctx, http.MethodPost, "/v1/cluster/leader/transfer", in, &r)
 		if err != nil {
 			return err
 		}
@@ -401,7 +424,7 @@ the whole snapshot or untouched). "-" writes to stdout.`,
 	ro := &opsFlags{}
 	restore := &cobra.Command{
 		Use:   "restore FILE",
-		Short: "Replace the cluster state with the snapshot in FILE (through the leader)",
+		Short: "Replace the cluster state with the snapshot in FILE (sent to the leader, found through --addr)",
 		Long: `Restore sends FILE (made by "snapshot save") to the node at --addr, which
 replaces the replicated state of the whole cluster with it. Everything
 written since the snapshot was taken is lost.`,
@@ -413,7 +436,7 @@ written since the snapshot was taken is lost.`,
 		if err != nil {
 			return err
 		}
-		return snapshotRestore(cmd.Context(), c, args[0], ro.json, cmd.OutOrStdout())
+		return snapshotRestore(cmd.Context(), c.toLeader(cmd.Context()), args[0], ro.json, cmd.OutOrStdout())
 	}
 	cmd.AddCommand(save, restore)
 	return cmd

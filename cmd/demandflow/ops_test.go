@@ -46,7 +46,11 @@ func (f *fakeOpsNode) handler() http.Handler {
 			io.WriteString(w, body)
 		}
 	}
-	mux.HandleFunc("GET /v1/cluster/members", js(membersJSON))
+	mux.HandleFunc("GET /v1/cluster/members", func(w http.ResponseWriter, r *http.Request) {
+		// The leader n1 is this server, so leader-only calls come back here.
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, strings.Replace(membersJSON, `"http":"127.0.0.1:7070"`, `"http":"`+r.Host+`"`, 1))
+	})
 	mux.HandleFunc("GET /v1/cluster/raft", js(raftJSON))
 	mux.HandleFunc("GET /v1/alarms", js(alarmsJSON))
 	mux.HandleFunc("POST /v1/cluster/leader/transfer", func(w http.ResponseWriter, r *http.Request) {
@@ -268,5 +272,37 @@ func TestSnapshotSaveErrorKeepsFile(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(file); string(b) != "old" {
 		t.Errorf("existing file: got %q, want it untouched", b)
+	}
+}
+
+// TestOpsSendsToLeader: leader transfer and snapshot restore given a
+// follower's address go to the leader it names.
+func TestOpsSendsToLeader(t *testing.T) {
+	leader := &fakeOpsNode{}
+	ls := httptest.NewServer(leader.handler())
+	t.Cleanup(ls.Close)
+	lhost := strings.TrimPrefix(ls.URL, "http://")
+	follower := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/v1/cluster/raft":
+			io.WriteString(w, `{"state":"Follower","leader":{"id":"n1","address":"127.0.0.1:7071"},"node":"n2"}`)
+		case "/v1/cluster/members":
+			io.WriteString(w, `{"members":[{"name":"n1","status":"alive","raft_addr":"127.0.0.1:7071","http":"`+lhost+`","leader":true},{"name":"n2","status":"alive"}],"node":"n2"}`)
+		default:
+			w.WriteHeader(http.StatusConflict)
+			io.WriteString(w, `{"error":"must run on the leader"}`)
+		}
+	}))
+	t.Cleanup(follower.Close)
+	out, err := runOpsCmd(t, newLeaderCmd(), "transfer", "--addr", follower.URL, "--to", "n3")
+	if err != nil || !strings.Contains(out, "new leader: n3") || leader.transferred != "n3" {
+		t.Fatalf("transfer via follower: got %v %q, leader saw to=%q", err, out, leader.transferred)
+	}
+	file := filepath.Join(t.TempDir(), "s.snap")
+	if err := os.WriteFile(file, []byte("snap"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := runOpsCmd(t, newSnapshotCmd(), "restore", "--addr", follower.URL, file); err != nil || string(leader.restored) != "snap" {
+		t.Fatalf("restore via follower: got %v, leader got %q", err, leader.restored)
 	}
 }
