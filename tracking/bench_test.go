@@ -72,18 +72,23 @@ func BenchmarkRecordObjects(b *testing.B) {
 
 // BenchmarkApply compares a synthetic 10,000-row FSM apply (one batch of
 // 10,000 observation Sets plus the applied index, committed NoSync) with
-// tracking off and with tracking on (transaction, four blocks, rejections
-// and a 10,000-object index). The synthetic apply has no Arrow decoding,
+// tracking off, with transaction tracking (transaction, four blocks, 100
+// rejections, statistics) and with a 10,000-object index on top. The synthetic apply has no Arrow decoding,
 // so the measured overhead is an upper bound of the real one.
 func BenchmarkApply(b *testing.B) {
 	const rows = 10_000
-	for _, tracking := range []bool{false, true} {
-		b.Run(fmt.Sprintf("tracking=%v", tracking), func(b *testing.B) {
+	for _, mode := range []string{"off", "tx", "tx+objects"} {
+		tracking, objects := mode != "off", mode == "tx+objects"
+		b.Run("tracking="+mode, func(b *testing.B) {
 			s := openBenchStore(b)
 			db := s.DB()
 			b.ReportAllocs()
 			key := make([]byte, 0, 32)
 			val := make([]byte, 40)
+			sets := make([][]ObjectEntry, 16)
+			for k := range sets {
+				sets[k] = benchObjects(rows, k)
+			}
 			i := 0
 			start := time.Now()
 			for b.Loop() {
@@ -108,8 +113,10 @@ func BenchmarkApply(b *testing.B) {
 						rj[k] = Rejection{Row: k * 100, ObjectID: "x", Field: "qty", Reason: "below min 0"}
 					}
 					_ = rec.RecordRejections(id, rj)
-					if err := rec.RecordObjects(id, "orders", at, benchObjects(rows, i)); err != nil {
-						b.Fatal(err)
+					if objects {
+						if err := rec.RecordObjects(id, "orders", at, sets[i%len(sets)]); err != nil {
+							b.Fatal(err)
+						}
 					}
 				}
 				_ = bt.Set([]byte{0x01, 0x01}, binary.BigEndian.AppendUint64(nil, uint64(i)), nil)

@@ -284,7 +284,13 @@ func (rc *Recorder) recordRejections(txID string, rs []Rejection) error {
 // key per entry, laid out (day, object id, at, tx, row, stage) with a
 // 1-byte value for accepted entries, so a 10,000-entry call costs 10,000
 // batch Sets and one read of the transaction. Record the transaction first
-// so its dataset need not be repeated in every value. Entries without
+// so its dataset need not be repeated in every value.
+//
+// Each entry is a Pebble key, which costs about as much to commit and
+// compact as an observation row (see BenchmarkApply), so callers should
+// record one entry per object per transaction where they can: the
+// furthest stage reached (rejected at validate, or accepted at apply) says
+// everything the earlier stages would. Entries without
 // an object id are skipped. Callers call it only for datasets with an
 // object-id column and track_objects enabled.
 func (rc *Recorder) RecordObjects(txID string, dataset string, at time.Time, entries []ObjectEntry) error {
