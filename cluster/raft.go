@@ -527,3 +527,12 @@ func (c *Cluster) SnapshotRestore(ctx context.Context, r io.Reader) (uint64, err
 	}
 	return c.raft.LastIndex(), nil
 }
+
+// Addrs returns the bound Raft (cluster port) and gossip addresses; empty
+// when standalone.
+func (c *Cluster) Addrs() (raftAddr, gossipAddr string) {
+	if c.layer == nil {
+		return "", ""
+	}
+	return c.layer.advertise.String(), c.members.addr()
+}

@@ -22,6 +22,8 @@ func benchNode(b *testing.B) *Node {
 	cfg := DefaultConfig()
 	cfg.DataDir = b.TempDir()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.RaftAddr = "127.0.0.1:0"
+	cfg.GossipAddr = "127.0.0.1:0"
 	cfg.Logger = slog.New(slog.DiscardHandler)
 	n, err := New(b.Context(), cfg)
 	if err != nil {
@@ -31,6 +33,7 @@ func benchNode(b *testing.B) *Node {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = n.Shutdown(b.Context()) })
+	waitReady(b, n)
 	return n
 }
 

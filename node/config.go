@@ -1,6 +1,7 @@
 package node
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -43,12 +44,18 @@ type Config struct {
 	// HTTP only. With TLS on, the TCP port serves both https:// and
 	// http://. Default false.
 	TLSDisable bool `toml:"tls_disable"`
-	// RaftAddr is the TCP address of the Raft transport. Accepted and
-	// written to addrs.json; used once the cluster issue lands. Default "".
+	// RaftAddr is the TCP address of the cluster port (Raft and forwarding
+	// between nodes, TLS). Port 0 picks a free port. Default
+	// "127.0.0.1:7071".
 	RaftAddr string `toml:"raft_addr"`
-	// GossipAddr is the address memberlist binds. Accepted; used once the
-	// cluster issue lands. Default "".
+	// GossipAddr is the address memberlist binds (TCP and UDP). Default
+	// "127.0.0.1:7072".
 	GossipAddr string `toml:"gossip_addr"`
+	// ClusterKey is the base64 of 16, 24 or 32 random bytes, the same on
+	// every node: it encrypts gossip and authenticates cluster connections.
+	// Empty: unencrypted gossip (warned). Make one with
+	// `head -c 32 /dev/urandom | base64`. Default "".
+	ClusterKey string `toml:"cluster_key"`
 	// Join lists gossip addresses of existing nodes. Default none.
 	Join []string `toml:"join"`
 	// BootstrapExpect is the number of servers to wait for before
@@ -68,6 +75,9 @@ type Config struct {
 	// LogFormat is text or json. Default text.
 	LogFormat string `toml:"log_format"`
 
+	// Version is published to other nodes; set by the binary.
+	Version string `toml:"-"`
+
 	// Logger receives the node's logs; nil builds one from LogLevel and
 	// LogFormat on stderr.
 	Logger *slog.Logger `toml:"-"`
@@ -85,6 +95,8 @@ func DefaultConfig() Config {
 		DataDir:         "./data",
 		NodeName:        host,
 		HTTPAddr:        "127.0.0.1:7070",
+		RaftAddr:        "127.0.0.1:7071",
+		GossipAddr:      "127.0.0.1:7072",
 		BootstrapExpect: 1,
 		MaxBodyBytes:    64 << 20,
 		ChunkRows:       16384,
@@ -106,6 +118,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.HTTPAddr == "" {
 		c.HTTPAddr = d.HTTPAddr
+	}
+	if c.RaftAddr == "" {
+		c.RaftAddr = d.RaftAddr
+	}
+	if c.GossipAddr == "" {
+		c.GossipAddr = d.GossipAddr
 	}
 	if c.BootstrapExpect == 0 {
 		c.BootstrapExpect = d.BootstrapExpect
@@ -150,6 +168,9 @@ func (c Config) Validate() error {
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		errs = append(errs, fmt.Errorf("log_format: %q, want text or json", c.LogFormat))
 	}
+	if _, err := c.clusterKey(); err != nil {
+		errs = append(errs, err)
+	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		errs = append(errs, errors.New("tls_cert_file and tls_key_file: set both or neither"))
 	}
@@ -160,6 +181,21 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("timeouts must not be negative"))
 	}
 	return errors.Join(errs...)
+}
+
+// clusterKey decodes ClusterKey.
+func (c Config) clusterKey() ([]byte, error) {
+	if c.ClusterKey == "" {
+		return nil, nil
+	}
+	k, err := base64.StdEncoding.DecodeString(strings.TrimSpace(c.ClusterKey))
+	if err != nil {
+		return nil, fmt.Errorf("cluster_key: not base64: %v", err)
+	}
+	if n := len(k); n != 16 && n != 24 && n != 32 {
+		return nil, fmt.Errorf("cluster_key: %d bytes, want 16, 24 or 32 (head -c 32 /dev/urandom | base64)", n)
+	}
+	return k, nil
 }
 
 func parseLevel(s string) (slog.Level, error) {
@@ -277,6 +313,7 @@ func Settings() []Setting {
 				return nil
 			},
 			Get: func(c *Config) string { return strings.Join(c.Join, ",") }},
+		strSetting("cluster-key", "base64 cluster key (16/24/32 bytes), the same on every node", func(c *Config) *string { return &c.ClusterKey }),
 		intSetting("bootstrap-expect", "servers to wait for before bootstrapping", func(c *Config) *int { return &c.BootstrapExpect }),
 		{Flag: "max-body-bytes", Usage: "largest ingest body in bytes, before and after decompression",
 			Set: func(c *Config, v string) error {

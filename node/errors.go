@@ -58,6 +58,8 @@ func errorStatus(err error) (int, errorResponse) {
 		return http.StatusNotFound, errorResponse{Error: err.Error()}
 	case errors.Is(err, cluster.ErrDatasetExists):
 		return http.StatusConflict, errorResponse{Error: err.Error()}
+	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrRetryable), errors.Is(err, cluster.ErrShutdown):
+		return http.StatusServiceUnavailable, errorResponse{Error: err.Error(), Detail: map[string]any{"retryable": true}}
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, errorResponse{Error: "request timed out; retry with the same Idempotency-Key"}
 	case errors.Is(err, context.Canceled):
@@ -76,6 +78,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // writeError writes err as a JSON error response and returns the status.
 func (n *Node) writeError(w http.ResponseWriter, r *http.Request, err error) int {
 	status, body := errorStatus(err)
+	if status == http.StatusServiceUnavailable || status == http.StatusGatewayTimeout {
+		w.Header().Set("Retry-After", "1")
+	}
 	if status >= 500 && status != http.StatusGatewayTimeout {
 		n.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
 	}

@@ -41,6 +41,13 @@ func (n *Node) handle(mux *http.ServeMux, pattern, route string, h handlerFunc) 
 		defer cancel()
 		r = r.WithContext(ctx)
 		rec := &statusRecorder{ResponseWriter: w}
+		if r.Method == http.MethodGet && r.URL.Query().Get("consistent") == "true" {
+			if _, err := n.cl.ConsistentRead(ctx); err != nil {
+				n.writeError(rec, r, err)
+				n.metrics.httpRequests.WithLabelValues(route, strconv.Itoa(rec.status)).Inc()
+				return
+			}
+		}
 		w.Header().Set("X-Demandflow-Node", n.cfg.NodeName)
 		if n.altSvc != "" && r.ProtoMajor < 3 {
 			w.Header().Set("Alt-Svc", n.altSvc)
@@ -62,11 +69,20 @@ func (n *Node) routes() http.Handler {
 	n.handle(mux, "GET /v1/datasets/{name}/series", "list_series", n.listSeries)
 	n.handle(mux, "GET /v1/datasets/{name}/series/{id}/observations", "observations", n.observations)
 	n.handle(mux, "GET /v1/status", "status", n.status)
+	n.handle(mux, "GET /v1/cluster/members", "members", n.clusterMembers)
+	n.handle(mux, "GET /v1/cluster/raft", "raft", n.clusterRaft)
+	n.handle(mux, "POST /v1/cluster/leader/transfer", "leader_transfer", n.leaderTransfer)
+	n.handle(mux, "GET /v1/cluster/snapshot", "snapshot_save", n.snapshotSave)
+	n.handle(mux, "POST /v1/cluster/snapshot", "snapshot_restore", n.snapshotRestore)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "node": n.cfg.NodeName})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		// Single-node: ready once the state is open, which New guarantees.
+		ok, why := n.cl.Ready()
+		if !ok {
+			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not ready", "reason": why, "node": n.cfg.NodeName, "index": n.cl.Store().AppliedIndex()})
+			return
+		}
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "node": n.cfg.NodeName, "index": n.cl.Store().AppliedIndex()})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))

@@ -40,6 +40,7 @@ type Node struct {
 	h3Srv       *http3.Server
 	altSvc      string // Alt-Svc header value advertising HTTP/3
 	fingerprint string // hex SHA-256 of the TLS leaf certificate; "" without TLS
+	tlsCert     *tls.Certificate
 
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -82,21 +83,45 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
 		return nil, fmt.Errorf("data dir: %w", err)
 	}
+	key, err := cfg.clusterKey()
+	if err != nil {
+		return nil, err
+	}
+	// Bind the API first so gossip can publish the real addresses.
+	if err := n.listen(); err != nil {
+		return nil, err
+	}
+	a := n.Addrs()
 	cl, err := cluster.Open(ctx, cluster.Config{
-		DataDir:  cfg.DataDir,
-		NodeName: cfg.NodeName,
-		Logger:   n.log.With("component", "cluster"),
+		DataDir:         cfg.DataDir,
+		NodeName:        cfg.NodeName,
+		Logger:          n.log.With("component", "cluster"),
+		RaftAddr:        cfg.RaftAddr,
+		GossipAddr:      cfg.GossipAddr,
+		Join:            cfg.Join,
+		BootstrapExpect: cfg.BootstrapExpect,
+		ClusterKey:      key,
+		TLSCert:         n.tlsCert,
+		HTTPAddr:        a.HTTP,
+		HTTP3Addr:       a.HTTP3,
+		Version:         cfg.Version,
 	})
 	if err != nil {
+		n.closeListeners()
 		return nil, fmt.Errorf("open cluster state: %w", err)
 	}
 	n.cl = cl
-
-	if err := n.listen(); err != nil {
-		_ = cl.Close()
-		return nil, err
-	}
 	return n, nil
+}
+
+// closeListeners releases the listeners of a node that never started.
+func (n *Node) closeListeners() {
+	if n.httpLn != nil {
+		_ = n.httpLn.Close()
+	}
+	if n.h3Conn != nil {
+		_ = n.h3Conn.Close()
+	}
 }
 
 // listen binds the TCP (TLS + plain) and UDP (HTTP/3) listeners.
@@ -109,6 +134,7 @@ func (n *Node) listen() error {
 			return err
 		}
 		n.fingerprint = fp
+		n.tlsCert = &cert
 		if created {
 			n.log.Info("created self-signed TLS certificate; clients can pin it with --pin", "fingerprint", fp)
 		} else {
@@ -202,8 +228,10 @@ func newLogger(cfg Config, w *os.File) (*slog.Logger, error) {
 
 // Addrs returns the addresses the node bound.
 func (n *Node) Addrs() Addrs {
-	a := Addrs{HTTP: n.httpLn.Addr().String(), Raft: n.cfg.RaftAddr, Gossip: n.cfg.GossipAddr,
-		TLS: n.fingerprint != "", Fingerprint: n.fingerprint}
+	a := Addrs{HTTP: n.httpLn.Addr().String(), TLS: n.fingerprint != "", Fingerprint: n.fingerprint}
+	if n.cl != nil {
+		a.Raft, a.Gossip = n.cl.Addrs()
+	}
 	if n.h3Conn != nil {
 		a.HTTP3 = n.h3Conn.LocalAddr().String()
 	}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -29,6 +30,8 @@ func startNode(t *testing.T, mod func(*Config)) *Node {
 	cfg := DefaultConfig()
 	cfg.DataDir = t.TempDir()
 	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.RaftAddr = "127.0.0.1:0"
+	cfg.GossipAddr = "127.0.0.1:0"
 	cfg.NodeName = "t1"
 	cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 	if mod != nil {
@@ -46,7 +49,22 @@ func startNode(t *testing.T, mod func(*Config)) *Node {
 			t.Errorf("Shutdown: %v", err)
 		}
 	})
+	waitReady(t, n)
 	return n
+}
+
+// waitReady polls /readyz until the node has elected itself (single-node
+// Raft) and caught up.
+func waitReady(t testing.TB, n *Node) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		if ok, _ := n.cl.Ready(); ok && n.cl.IsLeader() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatalf("node %s not ready after 15s", n.Name())
 }
 
 type result struct {

@@ -288,7 +288,7 @@ func startLocalNode(ctx context.Context, logs io.Writer) (*localNode, error) {
 		return nil, err
 	}
 	n := &localNode{dir: dir}
-	n.cmd = exec.Command(exe, "node", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--node-name", "bench-local", "--log-level", "warn")
+	n.cmd = exec.Command(exe, "node", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--node-name", "bench-local", "--log-level", "warn")
 	n.cmd.Stdout, n.cmd.Stderr = logs, logs
 	if err := n.cmd.Start(); err != nil {
 		_ = os.RemoveAll(dir)

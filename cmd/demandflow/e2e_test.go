@@ -47,7 +47,7 @@ func startProc(t *testing.T, dataDir string) *proc {
 	t.Helper()
 	_ = os.Remove(filepath.Join(dataDir, "addrs.json"))
 	logs := &bytes.Buffer{}
-	cmd := exec.Command(binPath, "node", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--node-name", "e2e")
+	cmd := exec.Command(binPath, "node", "--data-dir", dataDir, "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--node-name", "e2e")
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -192,7 +192,7 @@ func TestDemoCommand(t *testing.T) {
 		t.Skip("loads the full sample; skipped with -short")
 	}
 	dir := t.TempDir()
-	cmd := exec.Command(binPath, "demo", "--exit", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--log-level", "warn")
+	cmd := exec.Command(binPath, "demo", "--exit", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--log-level", "warn")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		t.Fatalf("demo: %v\n%s", err, out)

@@ -81,6 +81,7 @@ func loadNodeConfig(fs *pflag.FlagSet, configPath string, environ []string) (nod
 			return cfg, fmt.Errorf("--%w", err)
 		}
 	}
+	cfg.Version = version
 	return cfg, cfg.Validate()
 }
 
