@@ -111,6 +111,13 @@ type Config struct {
 	// TrailingLogs is how many entries stay after a snapshot. Default 10240.
 	TrailingLogs uint64
 
+	// AlarmWebhooks are URLs that receive alarm events as JSON POSTs
+	// (delivered by the leader, with retries). Default none.
+	AlarmWebhooks []string
+	// Monitor tunes the alarm checks; zero fields take their defaults (the
+	// function fields are filled by Open).
+	Monitor MonitorConfig
+
 	// FS is the file system of the stores; nil means the OS (tests pass
 	// vfs.NewMem()).
 	FS vfs.FS
@@ -226,6 +233,8 @@ type Cluster struct {
 	layer     *netLayer
 	fwd       *forwarder
 	members   *membership
+	monitor   *Monitor
+	notifier  *Notifier
 
 	// ctx is the owner's lifetime context (STYLE §4 exception), canceled
 	// by Close.
@@ -275,6 +284,57 @@ func Open(ctx context.Context, cfg Config) (*Cluster, error) {
 	return c, nil
 }
 
+// startAlarms wires the alarm Monitor (member, disk, apply-lag and local
+// quorum alarms) and the webhook Notifier to Raft, gossip and the FSM.
+func (c *Cluster) startAlarms() error {
+	var err error
+	c.notifier, err = NewNotifier(NotifierConfig{URLs: c.cfg.AlarmWebhooks, Node: c.cfg.NodeName, Logger: c.log.With("component", "notify")})
+	if err != nil {
+		return err
+	}
+	mc := c.cfg.Monitor
+	mc.NodeName = c.cfg.NodeName
+	mc.Apply = c.Apply
+	mc.IsLeader = c.IsLeader
+	mc.LeaderKnown = c.LeaderKnown
+	mc.AppliedIndex = c.store.AppliedIndex
+	mc.LeaderCommitIndex = func() uint64 { return c.raft.CommitIndex() }
+	mc.Alarms = c.store.ActiveAlarms
+	mc.Members = func() []MemberEvent {
+		var out []MemberEvent
+		for _, m := range c.members.list() {
+			out = append(out, MemberEvent{Name: m.Name, Status: m.Status, At: m.Since})
+		}
+		return out
+	}
+	if mc.DataDir == "" {
+		mc.DataDir = c.cfg.DataDir
+	}
+	mc.OnLocal = c.notifier.Deliver
+	if mc.Logger == nil {
+		mc.Logger = c.log.With("component", "monitor")
+	}
+	c.monitor = NewMonitor(mc)
+	c.fsm.SetAlarmObserver(func(ev AlarmEvent) {
+		if c.IsLeader() {
+			c.notifier.Deliver(ev)
+		}
+	})
+	c.OnMemberChange(func(m Member) { c.monitor.MemberEvent(MemberEvent{Name: m.Name, Status: m.Status, At: m.Since}) })
+	c.OnLeadershipChange(c.monitor.LeadershipChanged)
+	c.notifier.Start(c.ctx)
+	c.monitor.Start(c.ctx)
+	return nil
+}
+
+// LocalAlarms returns this node's own, unreplicated alarms (quorum_lost).
+func (c *Cluster) LocalAlarms() []Alarm {
+	if c.monitor == nil {
+		return nil
+	}
+	return c.monitor.LocalAlarms()
+}
+
 // Apply commits an encoded entry (see commands.go) through the leader and
 // returns the FSM's response and the entry's Raft index; any node may call
 // it. Business rejections come back as err (errors.Is with
@@ -312,6 +372,14 @@ func (c *Cluster) Close() error {
 		if c.local != nil {
 			_ = c.local.Shutdown(context.Background())
 		}
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if c.monitor != nil {
+			_ = c.monitor.Shutdown(sctx)
+		}
+		if c.notifier != nil {
+			_ = c.notifier.Shutdown(sctx)
+		}
+		cancel()
 		c.closeErr = errors.Join(c.closeRaft(), c.store.Close())
 		c.log.Info("cluster closed")
 	})

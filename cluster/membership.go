@@ -69,6 +69,7 @@ type membership struct {
 	log    *slog.Logger
 	events chan memberlist.NodeEvent
 	notify func(m Member) // called from loop for every status change
+	bound  string         // gossip address, fixed at creation
 
 	metaMu sync.Mutex
 	meta   NodeMeta
@@ -192,14 +193,15 @@ func newMembership(cfg Config, meta NodeMeta, notify func(Member)) (*membership,
 		return nil, fmt.Errorf("start memberlist on %s: %w", cfg.GossipAddr, err)
 	}
 	m.ml = ml
+	// Read once: LocalNode's fields change under memberlist's lock when
+	// the metadata is updated.
+	n := ml.LocalNode()
+	m.bound = net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
 	return m, nil
 }
 
 // addr returns the bound gossip address.
-func (m *membership) addr() string {
-	n := m.ml.LocalNode()
-	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
-}
+func (m *membership) addr() string { return m.bound }
 
 // setMeta replaces our metadata and gossips it.
 func (m *membership) setMeta(f func(*NodeMeta)) {

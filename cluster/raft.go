@@ -113,6 +113,10 @@ func (c *Cluster) openRaft() error {
 	if err != nil {
 		return err
 	}
+	// Observers register before the loops that call them start.
+	if err := c.startAlarms(); err != nil {
+		return err
+	}
 	done := c.ctx.Done()
 	c.wg.Go(func() { c.members.loop(done) })
 	c.wg.Go(c.monitorLeadership)
@@ -270,17 +274,39 @@ func (c *Cluster) leaderFwdAddr() (string, bool) {
 	return "", false
 }
 
-// readIndexLeader confirms leadership and returns the commit index a
-// consistent read must wait for.
+// readIndexLeader returns an index that covers every entry committed
+// before the call: a Barrier (committed through a quorum, so it also
+// confirms leadership) returns once the FSM applied everything before it;
+// the FSM's applied index then is that read index. Barrier and no-op
+// entries never reach the FSM, so raft's commit index could not be waited
+// for.
 func (c *Cluster) readIndexLeader(ctx context.Context) (uint64, error) {
 	if c.raft.State() != raft.Leader {
 		return 0, ErrNotLeader
 	}
-	idx := c.raft.CommitIndex()
-	if err := c.raft.VerifyLeader().Error(); err != nil {
-		return 0, fmt.Errorf("%w: verify leader: %v", ErrNotLeader, err)
+	if err := c.raft.Barrier(applyTimeout(ctx)).Error(); err != nil {
+		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
+			return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
+		}
+		return 0, fmt.Errorf("%w: read barrier: %v", ErrRetryable, err)
 	}
-	return idx, nil
+	return c.store.AppliedIndex(), nil
+}
+
+// WaitApplied blocks until this node's FSM applied index reaches index (a
+// command entry's index returned by Apply), so a read that follows an
+// acknowledged write on this node sees it.
+func (c *Cluster) WaitApplied(ctx context.Context, index uint64) error {
+	for c.store.AppliedIndex() < index {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-c.ctx.Done():
+			return ErrShutdown
+		case <-time.After(time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // ConsistentRead blocks until this node's state reflects every entry
@@ -312,14 +338,7 @@ func (c *Cluster) ConsistentRead(ctx context.Context) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	for c.store.AppliedIndex() < idx {
-		select {
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(2 * time.Millisecond):
-		}
-	}
-	return idx, nil
+	return idx, c.WaitApplied(ctx, idx)
 }
 
 // IsLeader reports whether this node is the Raft leader.
@@ -349,7 +368,7 @@ func (c *Cluster) Ready() (bool, string) {
 	if !c.LeaderKnown() {
 		return false, "no leader"
 	}
-	if ci, ai := c.raft.CommitIndex(), c.store.AppliedIndex(); ci > ai+100 {
+	if ci, ai := c.raft.CommitIndex(), c.raft.AppliedIndex(); ci > ai+100 {
 		return false, fmt.Sprintf("catching up: applied %d of %d", ai, ci)
 	}
 	return true, ""
@@ -369,7 +388,8 @@ type RaftInfo struct {
 	Term         uint64     `json:"term"`
 	LastIndex    uint64     `json:"last_index"`
 	CommitIndex  uint64     `json:"commit_index"`
-	AppliedIndex uint64     `json:"applied_index"`
+	AppliedIndex uint64     `json:"applied_index"` // raft's: includes no-op and barrier entries
+	FSMIndex     uint64     `json:"fsm_index"`     // last command entry the FSM applied
 	LastContact  string     `json:"last_contact,omitempty"`
 	Peers        []RaftPeer `json:"peers"`
 }
@@ -380,7 +400,7 @@ func (c *Cluster) RaftInfo() (RaftInfo, error) {
 		return RaftInfo{State: "Standalone", Leader: RaftPeer{ID: c.cfg.NodeName}, AppliedIndex: c.store.AppliedIndex(), Peers: []RaftPeer{}}, nil
 	}
 	info := RaftInfo{State: c.raft.State().String(), LastIndex: c.raft.LastIndex(), CommitIndex: c.raft.CommitIndex(),
-		AppliedIndex: c.store.AppliedIndex(), Peers: []RaftPeer{}}
+		AppliedIndex: c.raft.AppliedIndex(), FSMIndex: c.store.AppliedIndex(), Peers: []RaftPeer{}}
 	addr, id := c.raft.LeaderWithID()
 	info.Leader = RaftPeer{ID: string(id), Address: string(addr)}
 	info.Term = c.raft.CurrentTerm()

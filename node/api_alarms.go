@@ -21,13 +21,6 @@ type alarmsView struct {
 	Index uint64          `json:"index"`
 }
 
-// localAlarmer is what the handler needs for local alarms; *cluster.Cluster
-// provides it once the Monitor is wired in (LocalAlarms returns nil without
-// a Monitor).
-type localAlarmer interface {
-	LocalAlarms() []cluster.Alarm
-}
-
 // alarms answers GET /v1/alarms with the replicated alarms (active and
 // history) merged with this node's local ones. The index is read before the
 // alarms, so the lists reflect at least that index.
@@ -37,10 +30,7 @@ func (n *Node) alarms(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	var local []cluster.Alarm
-	if la, ok := any(n.cl).(localAlarmer); ok {
-		local = la.LocalAlarms()
-	}
+	local := n.cl.LocalAlarms()
 	v := alarmsView{Active: active, History: history, Local: local, Node: n.cfg.NodeName, Index: index}
 	// Empty lists are [] in JSON, never null.
 	for _, l := range []*[]cluster.Alarm{&v.Active, &v.History, &v.Local} {

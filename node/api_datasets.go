@@ -52,6 +52,11 @@ func (n *Node) createDataset(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// The leader applied it; wait until this node did too, so the answer
+	// and the client's next request see the dataset here.
+	if err := n.cl.WaitApplied(r.Context(), index); err != nil {
+		return err
+	}
 	info, ok := n.datasetInfo(s.Name)
 	if !ok {
 		return fmt.Errorf("dataset %s missing after create", s.Name)
@@ -117,6 +122,9 @@ func (n *Node) deleteDataset(w http.ResponseWriter, r *http.Request) error {
 	}
 	_, index, err := n.cl.Apply(r.Context(), entry)
 	if err != nil {
+		return err
+	}
+	if err := n.cl.WaitApplied(r.Context(), index); err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"deleted": name, "node": n.cfg.NodeName, "index": index})

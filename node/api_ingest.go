@@ -90,7 +90,14 @@ func (n *Node) ingest(w http.ResponseWriter, r *http.Request) error {
 	name := r.PathValue("name")
 	schema, ok := n.cl.Store().Dataset(name)
 	if !ok {
-		return fmt.Errorf("dataset %q: %w", name, cluster.ErrUnknownDataset)
+		// This node may lag a dataset just created elsewhere: catch up
+		// with the leader once before answering 404.
+		if _, err := n.cl.ConsistentRead(ctx); err == nil {
+			schema, ok = n.cl.Store().Dataset(name)
+		}
+		if !ok {
+			return fmt.Errorf("dataset %q: %w", name, cluster.ErrUnknownDataset)
+		}
 	}
 	ct := r.Header.Get("Content-Type")
 	if ct == "" {
@@ -184,6 +191,10 @@ func (n *Node) ingest(w http.ResponseWriter, r *http.Request) error {
 			}
 		}
 		resp.Index = index
+	}
+	// Read-your-writes on this node: reads here after the ack see the rows.
+	if err := n.cl.WaitApplied(ctx, resp.Index); err != nil {
+		return err
 	}
 	n.metrics.ingestSeconds.WithLabelValues("commit").Observe(time.Since(validated).Seconds())
 	n.metrics.ingestSeconds.WithLabelValues("total").Observe(time.Since(start).Seconds())

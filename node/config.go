@@ -58,6 +58,9 @@ type Config struct {
 	ClusterKey string `toml:"cluster_key"`
 	// Join lists gossip addresses of existing nodes. Default none.
 	Join []string `toml:"join"`
+	// AlarmWebhooks are URLs that receive alarm events as JSON POSTs.
+	// Default none.
+	AlarmWebhooks []string `toml:"alarm_webhooks"`
 	// BootstrapExpect is the number of servers to wait for before
 	// bootstrapping a new cluster. Default 1.
 	BootstrapExpect int `toml:"bootstrap_expect"`
@@ -304,16 +307,17 @@ func Settings() []Setting {
 		strSetting("gossip-addr", "memberlist gossip address", func(c *Config) *string { return &c.GossipAddr }),
 		{Flag: "join", Usage: "comma-separated gossip addresses of nodes to join",
 			Set: func(c *Config, v string) error {
-				c.Join = nil
-				for _, a := range strings.Split(v, ",") {
-					if a = strings.TrimSpace(a); a != "" {
-						c.Join = append(c.Join, a)
-					}
-				}
+				c.Join = splitList(v)
 				return nil
 			},
 			Get: func(c *Config) string { return strings.Join(c.Join, ",") }},
 		strSetting("cluster-key", "base64 cluster key (16/24/32 bytes), the same on every node", func(c *Config) *string { return &c.ClusterKey }),
+		{Flag: "alarm-webhooks", Usage: "comma-separated URLs that receive alarm events (JSON POST)",
+			Set: func(c *Config, v string) error {
+				c.AlarmWebhooks = splitList(v)
+				return nil
+			},
+			Get: func(c *Config) string { return strings.Join(c.AlarmWebhooks, ",") }},
 		intSetting("bootstrap-expect", "servers to wait for before bootstrapping", func(c *Config) *int { return &c.BootstrapExpect }),
 		{Flag: "max-body-bytes", Usage: "largest ingest body in bytes, before and after decompression",
 			Set: func(c *Config, v string) error {
@@ -331,6 +335,17 @@ func Settings() []Setting {
 		strSetting("log-level", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
 		strSetting("log-format", "text or json", func(c *Config) *string { return &c.LogFormat }),
 	}
+}
+
+// splitList splits a comma-separated list, dropping blanks.
+func splitList(v string) []string {
+	var out []string
+	for _, a := range strings.Split(v, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // parseBytes parses 1048576, 64KiB, 64MiB, 1GiB (also KB/MB/GB as powers of

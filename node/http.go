@@ -69,6 +69,7 @@ func (n *Node) routes() http.Handler {
 	n.handle(mux, "GET /v1/datasets/{name}/series", "list_series", n.listSeries)
 	n.handle(mux, "GET /v1/datasets/{name}/series/{id}/observations", "observations", n.observations)
 	n.handle(mux, "GET /v1/status", "status", n.status)
+	n.handle(mux, "GET /v1/alarms", "alarms", n.alarms)
 	n.handle(mux, "GET /v1/cluster/members", "members", n.clusterMembers)
 	n.handle(mux, "GET /v1/cluster/raft", "raft", n.clusterRaft)
 	n.handle(mux, "POST /v1/cluster/leader/transfer", "leader_transfer", n.leaderTransfer)

@@ -105,12 +105,16 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		HTTPAddr:        a.HTTP,
 		HTTP3Addr:       a.HTTP3,
 		Version:         cfg.Version,
+		AlarmWebhooks:   cfg.AlarmWebhooks,
 	})
 	if err != nil {
 		n.closeListeners()
 		return nil, fmt.Errorf("open cluster state: %w", err)
 	}
 	n.cl = cl
+	am := cluster.NewAlarmMetrics(n.reg)
+	am.SetSource(func() []cluster.Alarm { return append(cl.Store().ActiveAlarms(), cl.LocalAlarms()...) })
+	n.reg.MustRegister(newRaftCollector(cl))
 	return n, nil
 }
 
