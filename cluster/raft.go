@@ -368,7 +368,7 @@ func (c *Cluster) Ready() (bool, string) {
 	if !c.LeaderKnown() {
 		return false, "no leader"
 	}
-	if ci, ai := c.raft.CommitIndex(), c.raft.AppliedIndex(); ci > ai+100 {
+	if ci, ai := c.raft.CommitIndex(), c.raft.AppliedIndex(); ci > ai+100 || ci == 0 {
 		return false, fmt.Sprintf("catching up: applied %d of %d", ai, ci)
 	}
 	return true, ""

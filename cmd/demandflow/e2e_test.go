@@ -127,7 +127,9 @@ func TestKillAfterAck(t *testing.T) {
 	_ = p.cmd.Wait()
 
 	p2 := startProc(t, dir)
-	resp, err := http.Get(p2.url + "/v1/datasets/exports")
+	// A restarted node replays the Raft log into its FSM after it has a
+	// leader again; a consistent read waits for that.
+	resp, err := http.Get(p2.url + "/v1/datasets/exports?consistent=true")
 	if err != nil {
 		t.Fatal(err)
 	}
