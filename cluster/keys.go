@@ -23,6 +23,7 @@ import (
 //	tx part       0x13 dsid u32 | key len u16 | key | part u32          part result (IngestResult without Duplicate), msgpack
 //	alarm         0x20 alarm id                                         active Alarm, msgpack (alarmWire)
 //	alarm history 0x21 clear index u64                                  cleared Alarm, msgpack (alarmWire); last MaxAlarmHistory kept
+//	tracking      0x30 table u8 | ...                                   tracking records (tracking.Store; layout in tracking/keys.go)
 //
 // Periods are date32 values (days since 1970-01-01); flipping the sign bit
 // ("biased") makes negative periods sort before positive ones.
@@ -48,6 +49,9 @@ const (
 	prefixTxPart      byte = 0x13
 	prefixAlarm       byte = 0x20
 	prefixAlarmHist   byte = 0x21
+	// prefixTracking is tracking.Config.Prefix: the tracking package owns
+	// [0x30, 0x31) and lays its tables out below it.
+	prefixTracking byte = 0x30
 
 	metaApplied   byte = 0x01
 	metaNextID    byte = 0x02
