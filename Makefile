@@ -33,11 +33,20 @@ vet:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-# Micro-benchmarks of the hot paths (decoders, apply, reads, HTTP ingest).
-# Figures go to bench/RESULTS.md by hand with the command that made them.
+# The standard benchmark set: micro-benchmarks of the hot paths (decoders,
+# apply, reads, HTTP ingest, forecasting), then end-to-end ingest runs
+# against a local node over h1/h2/h3, appended to bench/RESULTS.md.
+BENCH_INGEST = ./$(BIN) bench ingest --local --batch 10000 --concurrency 8 --pregen 16 --quiet --results bench/RESULTS.md
 bench: build
+	mkdir -p bench/out
 	$(GO) test -run '^$$' -bench . -benchtime 2s -cpu 1 ./stream/
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./cluster/ ./node/
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./cluster/ ./node/
+	$(GO) test -run '^$$' -bench 'AutoETS|Theta$$|Croston|Engine' -cpu 1,2 ./forecast/
+	$(BENCH_INGEST) --proto h1 --format ndjson --rows 2000000 --json bench/out/h1-ndjson.json
+	$(BENCH_INGEST) --proto h3 --format ndjson --rows 2000000 --json bench/out/h3-ndjson.json
+	$(BENCH_INGEST) --proto h3 --format arrow --rows 4000000 --json bench/out/h3-arrow.json --plot bench/out/h3-arrow.svg
+	$(BENCH_INGEST) --proto h2 --format csv --rows 2000000 --json bench/out/h2-csv.json
+	$(BENCH_INGEST) --proto h3 --format ndjson --rows 1000000 --rate 50% --calibrate 5s --json bench/out/h3-ndjson-rate50.json --plot bench/out/h3-ndjson-rate50.svg
 
 # Forecast accuracy against R forecast 8.20 on M3 (prints the table).
 accuracy:

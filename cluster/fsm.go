@@ -131,12 +131,13 @@ type applyCtx struct {
 	nextID      uint32
 	nextIDDirty bool
 	stats       map[uint32]*statsWork
-	series      map[seriesRef]struct{}
+	series      map[seriesRef]*dsEntry // series first written in this batch
 	txs         map[txRef]*txRecordWire
 	parts       map[partRef]*IngestResult
 	alarms      *alarmWork // nil until the batch holds an alarm command
 
 	keyBuf, valBuf []byte
+	order          []rowOrder // scratch of writeRows
 }
 
 type statsWork struct {
@@ -170,7 +171,7 @@ func (s *Store) newApplyCtx() *applyCtx {
 		datasets: map[string]*dsEntry{},
 		nextID:   next,
 		stats:    map[uint32]*statsWork{},
-		series:   map[seriesRef]struct{}{},
+		series:   map[seriesRef]*dsEntry{},
 		txs:      map[txRef]*txRecordWire{},
 		parts:    map[partRef]*IngestResult{},
 	}
@@ -242,6 +243,9 @@ func (ac *applyCtx) commit(index, term uint64) {
 		}
 		s.nextID = ac.nextID
 		s.mu.Unlock()
+	}
+	for ref, e := range ac.series {
+		e.known[ref.sid] = struct{}{}
 	}
 	ac.publishAlarms()
 	s.term.Store(term)

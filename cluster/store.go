@@ -110,6 +110,11 @@ type dsEntry struct {
 	accepted atomic.Int64
 	rejected atomic.Int64
 	txs      atomic.Int64
+	// known holds every series id of the dataset, so apply never looks a
+	// series up in Pebble (one point read per row was the apply
+	// bottleneck). Only the FSM goroutine (apply, load, restore) touches
+	// it; it costs about 40 bytes per series.
+	known map[uint64]struct{}
 }
 
 // DatasetInfo describes a dataset for listings.
@@ -257,6 +262,22 @@ func (s *Store) load() error {
 			return false, fmt.Errorf("dataset %q: %w", k[1:], err)
 		}
 		datasets[e.schema.Name] = e
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	byID := make(map[uint32]*dsEntry, len(datasets))
+	for _, e := range datasets {
+		e.known = map[uint64]struct{}{}
+		byID[e.id] = e
+	}
+	err = s.scan(context.Background(), []byte{prefixSeries}, []byte{prefixSeries + 1}, func(k, _ []byte) (bool, error) {
+		if len(k) == 13 {
+			if e := byID[binary.BigEndian.Uint32(k[1:5])]; e != nil {
+				e.known[binary.BigEndian.Uint64(k[5:])] = struct{}{}
+			}
+		}
 		return true, nil
 	})
 	if err != nil {
