@@ -24,6 +24,8 @@ import (
 //	alarm         0x20 alarm id                                         active Alarm, msgpack (alarmWire)
 //	alarm history 0x21 clear index u64                                  cleared Alarm, msgpack (alarmWire); last MaxAlarmHistory kept
 //	tracking      0x30 table u8 | ...                                   tracking records (tracking.Store; layout in tracking/keys.go)
+//	forecast      0x40 dsid u32 | series id u64                         latest forecast of the series (see encodeSeriesForecast)
+//	dirty         0x41 dsid u32 | series id u64                         data index u64 | flags u8: the series needs a forecast refresh
 //
 // Periods are date32 values (days since 1970-01-01); flipping the sign bit
 // ("biased") makes negative periods sort before positive ones.
@@ -52,6 +54,9 @@ const (
 	// prefixTracking is tracking.Config.Prefix: the tracking package owns
 	// [0x30, 0x31) and lays its tables out below it.
 	prefixTracking byte = 0x30
+	// prefixForecast and prefixDirty are the forecast tables (fsm_forecast.go).
+	prefixForecast byte = 0x40
+	prefixDirty    byte = 0x41
 
 	metaApplied   byte = 0x01
 	metaNextID    byte = 0x02
@@ -59,7 +64,7 @@ const (
 )
 
 // datasetTables lists the prefixes whose keys are scoped by dataset id.
-var datasetTables = []byte{prefixStats, prefixSeries, prefixObservation, prefixTx, prefixTxPart}
+var datasetTables = []byte{prefixStats, prefixSeries, prefixObservation, prefixTx, prefixTxPart, prefixForecast, prefixDirty}
 
 var (
 	keyspaceStart = []byte{0x00}
