@@ -26,10 +26,14 @@ const (
 	// It is a local alarm (Monitor.LocalAlarms): a node without quorum cannot
 	// commit it.
 	AlarmQuorumLost = "quorum_lost"
+	// AlarmTrackingWrite: the subject node failed to write tracking
+	// records during apply (warning); ingests are unaffected. Cleared
+	// after MonitorConfig.TrackingClearAfter without new errors.
+	AlarmTrackingWrite = "tracking_write"
 )
 
 // AlarmKinds lists every alarm kind, for metrics.
-var AlarmKinds = []string{AlarmNodeDown, AlarmNodeSuspect, AlarmDiskSpace, AlarmApplyLag, AlarmQuorumLost}
+var AlarmKinds = []string{AlarmNodeDown, AlarmNodeSuspect, AlarmDiskSpace, AlarmApplyLag, AlarmQuorumLost, AlarmTrackingWrite}
 
 // Alarm severities.
 const (

@@ -235,6 +235,7 @@ type Cluster struct {
 	members   *membership
 	monitor   *Monitor
 	notifier  *Notifier
+	track     *tracker // tracking block batcher; see tracking.go
 
 	// ctx is the owner's lifetime context (STYLE §4 exception), canceled
 	// by Close.
@@ -272,6 +273,7 @@ func Open(ctx context.Context, cfg Config) (*Cluster, error) {
 	if cfg.Standalone {
 		c.local = NewLocal(c.fsm, cfg.Local)
 		c.local.Start()
+		c.startTracking()
 		cfg.Logger.Info("cluster opened", "raft_index", store.AppliedIndex(), "mode", "standalone")
 		return c, nil
 	}
@@ -281,6 +283,7 @@ func Open(ctx context.Context, cfg Config) (*Cluster, error) {
 		_ = store.Close()
 		return nil, err
 	}
+	c.startTracking()
 	return c, nil
 }
 
@@ -300,6 +303,7 @@ func (c *Cluster) startAlarms() error {
 	mc.AppliedIndex = c.store.AppliedIndex
 	mc.LeaderCommitIndex = func() uint64 { return c.raft.CommitIndex() }
 	mc.Alarms = c.store.ActiveAlarms
+	mc.TrackingWriteErrors = c.store.TrackingWriteErrors
 	mc.Members = func() []MemberEvent {
 		var out []MemberEvent
 		for _, m := range c.members.list() {

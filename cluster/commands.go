@@ -39,6 +39,16 @@ const (
 	CmdAlarmRaise CommandType = 4
 	// CmdAlarmClear clears an alarm (EncodeAlarmClear).
 	CmdAlarmClear CommandType = 5
+	// CmdTrackBlocks records tracking blocks of stages after apply
+	// (forecast, egress) for several transactions (EncodeTrackBlocks).
+	// Ignorable: a node that skips it only lacks tracking records, never
+	// data, so a rolling upgrade must not stop on it.
+	CmdTrackBlocks CommandType = IgnorableCommand | 6
+	// CmdTrackExpire deletes tracking records older than a cutoff chosen
+	// by the leader (EncodeTrackExpire). Ignorable, like CmdTrackBlocks.
+	CmdTrackExpire CommandType = IgnorableCommand | 7
+
+	// 8, 9 and 10 are the forecast commands (commands_forecast.go).
 
 	// IgnorableCommand is the bit that marks a command older nodes may skip.
 	IgnorableCommand CommandType = 0x80
@@ -57,6 +67,16 @@ func (t CommandType) String() string {
 		return "alarm_raise"
 	case CmdAlarmClear:
 		return "alarm_clear"
+	case CmdSetForecastConfig:
+		return "set_forecast_config"
+	case CmdForecastResults:
+		return "forecast_results"
+	case CmdForecastRefresh:
+		return "forecast_refresh"
+	case CmdTrackBlocks:
+		return "track_blocks"
+	case CmdTrackExpire:
+		return "track_expire"
 	}
 	return fmt.Sprintf("command(%d)", uint8(t))
 }
@@ -81,6 +101,8 @@ func (t CommandType) String() string {
 //	                the part has no accepted rows
 //	alarm_raise     none (the alarm is in the header, alarmRaiseHeader)
 //	alarm_clear     none (alarmClearHeader)
+//	track_blocks    none (trackBlocksHeader)
+//	track_expire    none (trackExpireHeader)
 //
 // WARNING: entries are stored in the Raft log and replayed by every node,
 // including nodes running older or newer versions during an upgrade. Never
@@ -143,6 +165,12 @@ type ingestHeader struct {
 	Rows        int               `codec:"rows"` // accepted rows in this part's payload
 	Errors      []stream.RowError `codec:"errors"`
 	Codec       uint8             `codec:"codec"`
+	// Stage timings measured by the receiving node, for tracking (unix ns;
+	// absent, i.e. 0, in entries written before tracking).
+	ValidateStart int64 `codec:"vstart"`
+	ValidateEnd   int64 `codec:"vend"`
+	ValidateCPU   int64 `codec:"vcpu"` // ns of CPU time
+	CommitStart   int64 `codec:"cstart"`
 }
 
 // IngestMeta describes one ingest transaction for EncodeIngest.
@@ -161,8 +189,19 @@ type IngestMeta struct {
 	Bytes  int64
 	RowsIn int
 	// ReceivedAt is when ingress received the request; it becomes the
-	// transaction record's creation time.
+	// transaction record's creation time and starts the ingress stage.
 	ReceivedAt time.Time
+	// ValidateStart and ValidateEnd bound the validate stage (decoding and
+	// checking the body) on the receiving node, and ValidateCPU is the CPU
+	// time it took there; ingress is [ReceivedAt, ValidateStart). Zero
+	// times default to ReceivedAt. They only feed tracking.
+	ValidateStart time.Time
+	ValidateEnd   time.Time
+	ValidateCPU   time.Duration
+	// CommitStart is when the receiving node started committing (encoding
+	// the parts); the commit stage ends when the leader appends the entry
+	// (raft.Log.AppendedAt). Zero defaults to ValidateEnd.
+	CommitStart time.Time
 }
 
 // Key returns the idempotency key the FSM uses for the transaction.
@@ -328,7 +367,9 @@ func EncodeIngest(meta IngestMeta, s *stream.Schema, b *stream.Batch, maxEntry i
 	hdr := ingestHeader{
 		TxID: meta.TxID, Dataset: meta.Dataset, Source: meta.Source, ContentType: meta.ContentType,
 		Node: meta.Node, Key: key, Bytes: meta.Bytes, RowsIn: meta.RowsIn, ReceivedAt: meta.ReceivedAt.UnixNano(),
-		Codec: codecZstdFrame,
+		Codec:         codecZstdFrame,
+		ValidateStart: unixNanoOrZero(meta.ValidateStart), ValidateEnd: unixNanoOrZero(meta.ValidateEnd),
+		ValidateCPU: int64(meta.ValidateCPU), CommitStart: unixNanoOrZero(meta.CommitStart),
 	}
 	base, err := encodeEntry(CmdIngest, &hdr, nil)
 	if err != nil {

@@ -9,6 +9,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
+
+	"github.com/demandflow/demandflow/tracking"
 )
 
 // FSM is the replicated state machine: it applies committed log entries to
@@ -30,6 +32,12 @@ type FSM struct {
 	batches atomic.Int64 // ApplyBatch calls that committed a Pebble batch
 
 	alarmObs atomic.Pointer[func(AlarmEvent)] // see SetAlarmObserver
+
+	// Tracking test hooks (fsm_tracking.go): trackingOff skips every
+	// tracking write (benchmarks only: it makes replicas differ), and
+	// trackWriter, if set, wraps the apply batch for tracking writes.
+	trackingOff bool
+	trackWriter func(tracking.Writer) tracking.Writer
 }
 
 var (
@@ -96,6 +104,7 @@ func (f *FSM) apply(ac *applyCtx, l *raft.Log) any {
 	if err != nil {
 		panic(fmt.Sprintf("cluster: fsm: undecodable entry at index %d: %v", l.Index, err))
 	}
+	ac.log = l
 	switch t {
 	case CmdCreateDataset:
 		return f.applyCreateDataset(ac, l.Index, h)
@@ -107,6 +116,16 @@ func (f *FSM) apply(ac *applyCtx, l *raft.Log) any {
 		return f.applyAlarmRaise(ac, l.Index, h)
 	case CmdAlarmClear:
 		return f.applyAlarmClear(ac, l.Index, h)
+	case CmdSetForecastConfig:
+		return f.applySetForecastConfig(ac, l.Index, h)
+	case CmdForecastResults:
+		return f.applyForecastResults(ac, l.Index, h, payload)
+	case CmdForecastRefresh:
+		return f.applyForecastRefresh(ac, l.Index, h, payload)
+	case CmdTrackBlocks:
+		return f.applyTrackBlocks(ac, l.Index, h)
+	case CmdTrackExpire:
+		return f.applyTrackExpire(ac, l.Index, h)
 	}
 	if t&IgnorableCommand != 0 {
 		f.logger.Warn("ignoring unknown ignorable command", "type", uint8(t), "raft_index", l.Index)
@@ -134,7 +153,11 @@ type applyCtx struct {
 	series      map[seriesRef]*dsEntry // series first written in this batch
 	txs         map[txRef]*txRecordWire
 	parts       map[partRef]*IngestResult
-	alarms      *alarmWork // nil until the batch holds an alarm command
+	alarms      *alarmWork         // nil until the batch holds an alarm command
+	log         *raft.Log          // the entry being applied
+	track       *tracking.Recorder // nil until the batch writes tracking records
+
+	fc *forecastWork // nil until the batch touches forecast state
 
 	keyBuf, valBuf []byte
 	order          []rowOrder // scratch of writeRows

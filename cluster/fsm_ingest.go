@@ -76,6 +76,10 @@ type txRecordWire struct {
 	Errors       []stream.RowError `codec:"errors"`
 	Created      int64             `codec:"created"`
 	Index        uint64            `codec:"index"`
+	// Tracking accumulators (fsm_tracking.go): when the first part was
+	// applied (unix ns) and the entry bytes of the applied parts.
+	ApplyStart int64 `codec:"apply_start"`
+	EntryBytes int64 `codec:"entry_bytes"`
 }
 
 func (w *txRecordWire) record() *TxRecord {
@@ -132,6 +136,7 @@ func (f *FSM) applyIngest(ac *applyCtx, index uint64, h, payload []byte) any {
 	st := ac.statsOf(e)
 	for _, r := range recs {
 		ac.writeRows(e, st, r)
+		ac.markDirty(e, r, index)
 	}
 	res := &IngestResult{
 		TxID: hdr.TxID, Part: hdr.Part, Parts: hdr.Parts,
@@ -141,6 +146,7 @@ func (f *FSM) applyIngest(ac *applyCtx, index uint64, h, payload []byte) any {
 	must(ac.b.Set(txPartKey(e.id, hdr.Key, hdr.Part), msgpackEncode(res), nil))
 
 	tx := ac.txRecord(e.id, hdr.Key)
+	first := tx == nil
 	if tx == nil {
 		tx = &txRecordWire{
 			Key: hdr.Key, TxID: hdr.TxID, Dataset: hdr.Dataset, Source: hdr.Source, Node: hdr.Node,
@@ -155,6 +161,8 @@ func (f *FSM) applyIngest(ac *applyCtx, index uint64, h, payload []byte) any {
 	if room := MaxTxErrors - len(tx.Errors); room > 0 {
 		tx.Errors = append(tx.Errors, hdr.Errors[:min(room, len(hdr.Errors))]...)
 	}
+	// Tracking first: it updates tx's tracking accumulators.
+	f.trackIngest(ac, e, &hdr, recs, rows, tx, first)
 	must(ac.b.Set(txKey(e.id, hdr.Key), msgpackEncode(tx), nil))
 	st.accepted += int64(rows)
 	st.rejected += int64(len(hdr.Errors))

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/hashicorp/raft"
 )
@@ -190,8 +191,10 @@ func (l *Local) loop(ctx context.Context) {
 			l.beforeApply(len(batch))
 		}
 		logs = logs[:0]
+		now := time.Now()
 		for i, r := range batch {
-			logs = append(logs, &raft.Log{Index: next + uint64(i), Term: 1, Type: raft.LogCommand, Data: r.entry})
+			// AppendedAt as Raft's leader sets it: tracking's commit end.
+			logs = append(logs, &raft.Log{Index: next + uint64(i), Term: 1, Type: raft.LogCommand, Data: r.entry, AppendedAt: now})
 		}
 		resps := l.fsm.ApplyBatch(logs)
 		for i, r := range batch {

@@ -84,6 +84,12 @@ type MonitorConfig struct {
 	// ApplyTimeout bounds one proposal; default 2s. A failed proposal is
 	// retried on the next tick.
 	ApplyTimeout time.Duration
+	// TrackingWriteErrors, if set, returns the node's count of failed
+	// tracking writes (Store.TrackingWriteErrors); a rise raises
+	// tracking_write:<node>, cleared after TrackingClearAfter (default
+	// 10m) without new errors.
+	TrackingWriteErrors func() int64
+	TrackingClearAfter  time.Duration
 	// OnLocal, if set, is called from the Monitor's goroutine when a local
 	// alarm is raised or cleared (Index 0, Alarm.Local set); it must not
 	// block. Use it to hand the event to a Notifier.
@@ -147,6 +153,9 @@ func (c MonitorConfig) withDefaults() MonitorConfig {
 	}
 	if c.ApplyTimeout == 0 {
 		c.ApplyTimeout = DefaultMonitorApply
+	}
+	if c.TrackingClearAfter == 0 {
+		c.TrackingClearAfter = 10 * time.Minute
 	}
 	if c.DiskUsage == nil {
 		c.DiskUsage = statfsUsage
@@ -217,6 +226,8 @@ type Monitor struct {
 	lagSince      time.Time
 	noLeaderSince time.Time
 	diskErr       bool
+	trackSeen     int64     // tracking write errors already seen
+	trackLastErr  time.Time // when trackSeen last rose
 }
 
 // proposal is a committed change the local store may not have applied yet.
@@ -349,6 +360,7 @@ func (m *Monitor) tick(ctx context.Context) {
 	}
 	m.checkDisk(ctx)
 	m.checkApplyLag(ctx)
+	m.checkTracking(ctx)
 }
 
 // canPropose reports whether a leader is known (and so a proposal can
@@ -500,6 +512,22 @@ func (m *Monitor) checkApplyLag(ctx context.Context) {
 		Message: fmt.Sprintf("node %s applies %d entries behind the leader's commit index (limit %d) for %s or more",
 			m.cfg.NodeName, lag, m.cfg.ApplyLagMax, m.cfg.ApplyLagFor)},
 		want, fmt.Sprintf("apply lag %d entries", lag))
+}
+
+// checkTracking raises or clears tracking_write:<node>.
+func (m *Monitor) checkTracking(ctx context.Context) {
+	if m.cfg.TrackingWriteErrors == nil {
+		return
+	}
+	now := m.cfg.Now()
+	if n := m.cfg.TrackingWriteErrors(); n > m.trackSeen {
+		m.trackSeen, m.trackLastErr = n, now
+	}
+	want := !m.trackLastErr.IsZero() && now.Sub(m.trackLastErr) < m.cfg.TrackingClearAfter
+	m.ensure(ctx, m.activeSet(), Alarm{Kind: AlarmTrackingWrite, Subject: m.cfg.NodeName, Severity: SeverityWarning,
+		Message: fmt.Sprintf("node %s failed %d tracking writes during apply; ingests are unaffected but tracking records are incomplete",
+			m.cfg.NodeName, m.trackSeen)},
+		want, fmt.Sprintf("no tracking write errors for %s", m.cfg.TrackingClearAfter))
 }
 
 func (m *Monitor) activeSet() map[string]bool {

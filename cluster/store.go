@@ -18,6 +18,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/demandflow/demandflow/stream"
+	"github.com/demandflow/demandflow/tracking"
 )
 
 // StoreConfig configures the FSM's Pebble store.
@@ -46,6 +47,9 @@ type StoreConfig struct {
 	// amplification thresholds; defaults 4 and 24.
 	L0CompactionThreshold int
 	L0StopWritesThreshold int
+	// TrackingRetention is how long tracking records are kept; the leader
+	// proposes their expiry (fsm_tracking.go). Default 7 days.
+	TrackingRetention time.Duration
 }
 
 // Defaults of StoreConfig.
@@ -164,6 +168,8 @@ type Store struct {
 
 	alarms atomic.Pointer[alarmState] // committed alarm state; see fsm_alarm.go
 
+	track *tracking.Store // tracking records under prefixTracking; see fsm_tracking.go
+
 	closeMu sync.Mutex
 	closed  bool
 }
@@ -212,6 +218,10 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 	}
 	if cfg.Sync {
 		s.wo = pebble.Sync
+	}
+	if s.track, err = newTrackingStore(cfg, db); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open fsm store: %w", err)
 	}
 	if _, closer, err := db.Get(keyRestoring); err == nil {
 		_ = closer.Close()

@@ -1,0 +1,351 @@
+package cluster
+
+import (
+	"fmt"
+	"sync/atomic"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/hashicorp/raft"
+
+	"github.com/demandflow/demandflow/stream"
+	"github.com/demandflow/demandflow/tracking"
+)
+
+// Tracking in the FSM.
+//
+// Tracking records ride inside the Raft entries and are written by the FSM
+// into the same Pebble batch as the data they describe (tracking.Recorder
+// over applyCtx.b), under prefixTracking, so every node holds the same
+// records and a snapshot carries them. What each entry records:
+//
+//   - CmdIngest, per part: the transaction (cumulative counts), and this
+//     part's share of the ingress, validate and commit blocks (rows of the
+//     part; the body bytes and validate CPU time with the first part
+//     applied), its rejected rows, and its object-index entries (rejected
+//     rows at validate with field and reason, accepted rows at apply; one
+//     entry per object per transaction and stage) when the dataset
+//     TracksObjects. The apply block is recorded once, with the part that
+//     completes the transaction, so a transaction whose parts did not all
+//     arrive stays in_progress with commit as its last completed stage.
+//   - CmdTrackBlocks: blocks of the stages after apply (forecast, egress),
+//     proposed in batches by Cluster.RecordBlocks.
+//   - CmdTrackExpire: range deletes of everything older than the cutoff
+//     the leader chose.
+//
+// Times are deterministic: ingress, validate and the start of commit come
+// from the receiving node's measurements in the entry header; the end of
+// commit and the apply time are the leader's raft.Log.AppendedAt (the
+// entry's header times when it is zero). Apply never reads the clock, so
+// the apply block has no duration of its own: its span runs from the
+// first part's append to the last part's.
+//
+// Tracking never fails an ingest: Recorder errors are counted
+// (Store.TrackingWriteErrors, the demandflow_tracking_write_errors_total
+// metric) and the Monitor raises the tracking_write alarm; the ingest's
+// response is unchanged.
+
+// maxTrackError bounds a block's error text in a CmdTrackBlocks entry.
+const maxTrackError = 512
+
+// newTrackingStore returns the tracking store embedded in the FSM's Pebble
+// instance.
+func newTrackingStore(cfg StoreConfig, db *pebble.DB) (*tracking.Store, error) {
+	log := cfg.Logger.With("component", "tracking")
+	var logged atomic.Int64
+	return tracking.New(tracking.Config{
+		Prefix:    prefixTracking,
+		Retention: cfg.TrackingRetention,
+		Logger:    log,
+		// Called on the apply goroutine: log the first error and then
+		// every 1000th; the Monitor turns the count into an alarm.
+		OnWriteError: func(err error) {
+			if n := logged.Add(1); n == 1 || n%1000 == 0 {
+				log.Warn("tracking write failed; ingest unaffected", "errors", n, "error", err)
+			}
+		},
+	}, db)
+}
+
+// Tracking returns the tracking store. Its queries read the FSM's Pebble
+// instance (a nil Reader) or a view from TrackingReader.
+func (s *Store) Tracking() *tracking.Store { return s.track }
+
+// TrackingWriteErrors returns how many tracking writes failed during apply
+// since the store was opened.
+func (s *Store) TrackingWriteErrors() int64 { return s.track.WriteErrors() }
+
+// TrackingReader returns a consistent read-only view of the tracking
+// records for several queries, and the applied index it reflects at least.
+// The caller must call release when done.
+func (s *Store) TrackingReader() (r tracking.Reader, index uint64, release func()) {
+	index = s.AppliedIndex() // before the snapshot: the view holds at least this index
+	snap := s.db.NewSnapshot()
+	return snap, index, func() { _ = snap.Close() }
+}
+
+// recorder returns the batch's tracking recorder, or nil when tracking is
+// off (benchmarks).
+func (f *FSM) recorder(ac *applyCtx) *tracking.Recorder {
+	if f.trackingOff {
+		return nil
+	}
+	if ac.track == nil {
+		var w tracking.Writer = ac.b
+		if f.trackWriter != nil {
+			w = f.trackWriter(w)
+		}
+		ac.track = ac.s.track.NewRecorder(ac.s.db, w)
+	}
+	return ac.track
+}
+
+// entryTimes are the stage boundaries of one ingest part.
+type entryTimes struct {
+	received, validateStart, validateEnd, commitStart, appended time.Time
+}
+
+func ingestTimes(h *ingestHeader, l *raft.Log) entryTimes {
+	var t entryTimes
+	t.received = time.Unix(0, h.ReceivedAt).UTC()
+	t.validateStart = orTime(h.ValidateStart, t.received)
+	t.validateEnd = orTime(h.ValidateEnd, t.validateStart)
+	t.commitStart = orTime(h.CommitStart, t.validateEnd)
+	t.appended = t.commitStart
+	if l != nil && !l.AppendedAt.IsZero() && l.AppendedAt.After(t.commitStart) {
+		// The leader's clock; a follower's clock ahead of it would make
+		// commit end before it started, so it is clamped.
+		t.appended = l.AppendedAt.UTC()
+	}
+	return t
+}
+
+// orTime returns unix ns ns as a time, or def when ns is 0.
+func orTime(ns int64, def time.Time) time.Time {
+	if ns == 0 {
+		return def
+	}
+	return time.Unix(0, ns).UTC()
+}
+
+func unixNanoOrZero(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// trackIngest records one applied ingest part (see the comment at the top
+// of this file). tx is the transaction record after this part, first is
+// true when this part created it, rows counts the part's accepted rows.
+// Errors are counted by the Recorder and otherwise ignored.
+func (f *FSM) trackIngest(ac *applyCtx, e *dsEntry, h *ingestHeader, recs []arrow.RecordBatch, rows int, tx *txRecordWire, first bool) {
+	t := ingestTimes(h, ac.log)
+	entryBytes := int64(len(ac.log.Data))
+	if first || tx.ApplyStart == 0 {
+		tx.ApplyStart = t.appended.UnixNano()
+	}
+	tx.EntryBytes += entryBytes
+	rec := f.recorder(ac)
+	if rec == nil {
+		return
+	}
+	id := tx.TxID
+	// Rows of this part: accepted plus distinct rejected rows.
+	rejRows := 0
+	for i := range h.Errors {
+		if i == 0 || h.Errors[i].Row != h.Errors[i-1].Row {
+			rejRows++
+		}
+	}
+	in := int64(rows + rejRows)
+	if rec.RecordTransaction(tracking.Transaction{
+		ID: id, Dataset: tx.Dataset, Source: tracking.Source(tx.Source), ContentType: h.ContentType,
+		Bytes: tx.Bytes, Created: time.Unix(0, tx.Created).UTC(), In: int64(tx.RowsIn),
+		Accepted: int64(tx.Accepted), Rejected: int64(tx.Rejected), Node: tx.Node,
+		IdempotencyKey: idempotencyKeyOf(tx),
+	}) != nil {
+		return // the transaction is the anchor of every other record
+	}
+	var bodyBytes, cpu int64
+	if first {
+		bodyBytes, cpu = h.Bytes, h.ValidateCPU
+	}
+	validateErr := ""
+	if rejRows > 0 {
+		validateErr = fmt.Sprintf("%d rows rejected", rejRows)
+	}
+	blocks := []tracking.Block{
+		{Stage: tracking.StageIngress, Status: tracking.BlockSuccess, Started: t.received, Finished: t.validateStart,
+			RowsIn: in, RowsOut: in, Node: h.Node, Bytes: bodyBytes},
+		{Stage: tracking.StageValidate, Status: tracking.BlockSuccess, Started: t.validateStart, Finished: t.validateEnd,
+			RowsIn: in, RowsOut: int64(rows), Error: validateErr, Node: h.Node, CPUTime: time.Duration(cpu), Bytes: bodyBytes},
+		{Stage: tracking.StageCommit, Status: tracking.BlockSuccess, Started: t.commitStart, Finished: t.appended,
+			RowsIn: int64(rows), RowsOut: int64(rows), Node: h.Node, Bytes: entryBytes},
+	}
+	if tx.PartsApplied >= tx.Parts {
+		// The part that completes the transaction records the apply block
+		// for all parts: every node applies, so it names no node.
+		blocks = append(blocks, tracking.Block{Stage: tracking.StageApply, Status: tracking.BlockSuccess,
+			Started: time.Unix(0, tx.ApplyStart).UTC(), Finished: t.appended,
+			RowsIn: int64(tx.Accepted), RowsOut: int64(tx.Accepted), Bytes: tx.EntryBytes})
+	}
+	for _, b := range blocks {
+		_ = rec.RecordBlock(id, b)
+	}
+	if len(h.Errors) > 0 {
+		rs := make([]tracking.Rejection, len(h.Errors))
+		for i, re := range h.Errors {
+			rs[i] = tracking.Rejection{Row: re.Row, ObjectID: re.ObjectID, Field: re.Field, Reason: re.Reason}
+		}
+		_ = rec.RecordRejections(id, rs)
+	}
+	if e.schema.TracksObjects() {
+		trackObjects(rec, e.schema, id, tx.Dataset, h.Errors, recs, t)
+	}
+}
+
+// idempotencyKeyOf returns the client's idempotency key, "" when the key is
+// the transaction id itself.
+func idempotencyKeyOf(tx *txRecordWire) string {
+	if tx.Key == tx.TxID {
+		return ""
+	}
+	return tx.Key
+}
+
+// trackObjects records the object-index entries of one part: one entry per
+// rejected row with an object id (validate, rejected, at the end of
+// validate) and one per accepted row (apply, accepted, at the append).
+func trackObjects(rec *tracking.Recorder, sc *stream.Schema, id, dataset string, errs []stream.RowError, recs []arrow.RecordBatch, t entryTimes) {
+	if len(errs) > 0 {
+		ents := make([]tracking.ObjectEntry, 0, len(errs))
+		for _, re := range errs {
+			if re.ObjectID != "" {
+				ents = append(ents, tracking.ObjectEntry{ObjectID: re.ObjectID, Row: re.Row,
+					Stage: tracking.StageValidate, Outcome: tracking.OutcomeRejected, Field: re.Field, Reason: re.Reason})
+			}
+		}
+		if len(ents) > 0 {
+			_ = rec.RecordObjects(id, dataset, t.validateEnd, ents)
+		}
+	}
+	oi := sc.IdxObjectID()
+	if oi < 0 {
+		return
+	}
+	n := 0
+	for _, r := range recs {
+		n += int(r.NumRows())
+	}
+	if n == 0 {
+		return
+	}
+	ents := make([]tracking.ObjectEntry, 0, n)
+	for _, r := range recs {
+		objs := r.Column(oi).(*array.String)
+		rowNums := r.Column(stream.IdxRow).(*array.Int32)
+		for i := range int(r.NumRows()) {
+			if objs.IsNull(i) {
+				continue
+			}
+			ents = append(ents, tracking.ObjectEntry{ObjectID: objs.Value(i), Row: int(rowNums.Value(i)),
+				Stage: tracking.StageApply, Outcome: tracking.OutcomeAccepted})
+		}
+	}
+	_ = rec.RecordObjects(id, dataset, t.appended, ents)
+}
+
+// TrackBlock is one tracking block of transaction TxID, for
+// Cluster.RecordBlocks and EncodeTrackBlocks.
+type TrackBlock struct {
+	TxID  string
+	Block tracking.Block
+}
+
+// trackBlockWire is TrackBlock in a CmdTrackBlocks header (times unix ns).
+type trackBlockWire struct {
+	TxID     string `codec:"tx"`
+	Stage    string `codec:"stage"`
+	Status   string `codec:"status"`
+	Started  int64  `codec:"start"`
+	Finished int64  `codec:"end"`
+	RowsIn   int64  `codec:"in"`
+	RowsOut  int64  `codec:"out"`
+	Error    string `codec:"err"`
+	Node     string `codec:"node"`
+	CPU      int64  `codec:"cpu"` // ns
+	Bytes    int64  `codec:"bytes"`
+}
+
+type trackBlocksHeader struct {
+	Blocks []trackBlockWire `codec:"blocks"`
+}
+
+type trackExpireHeader struct {
+	Before int64  `codec:"before"` // unix ns
+	By     string `codec:"by"`
+}
+
+// EncodeTrackBlocks encodes the command that records bs (error texts are
+// truncated to 512 bytes). Keep an entry small: Cluster.RecordBlocks
+// batches at most 500 blocks.
+func EncodeTrackBlocks(bs []TrackBlock) ([]byte, error) {
+	if len(bs) == 0 {
+		return nil, fmt.Errorf("encode track blocks: no blocks")
+	}
+	h := trackBlocksHeader{Blocks: make([]trackBlockWire, len(bs))}
+	for i, tb := range bs {
+		b := tb.Block
+		h.Blocks[i] = trackBlockWire{TxID: tb.TxID, Stage: string(b.Stage), Status: string(b.Status),
+			Started: unixNanoOrZero(b.Started), Finished: unixNanoOrZero(b.Finished), RowsIn: b.RowsIn, RowsOut: b.RowsOut,
+			Error: truncate(b.Error, maxTrackError), Node: b.Node, CPU: int64(b.CPUTime), Bytes: b.Bytes}
+	}
+	return encodeEntry(CmdTrackBlocks, &h, nil)
+}
+
+// EncodeTrackExpire encodes the command that deletes the tracking records
+// older than before (see tracking.Store.Expire), proposed by node by.
+func EncodeTrackExpire(before time.Time, by string) ([]byte, error) {
+	if before.IsZero() {
+		return nil, fmt.Errorf("encode track expire: zero cutoff")
+	}
+	return encodeEntry(CmdTrackExpire, &trackExpireHeader{Before: before.UnixNano(), By: by}, nil)
+}
+
+// applyTrackBlocks records the blocks of a CmdTrackBlocks entry; a block
+// the tracking store rejects is counted and skipped.
+func (f *FSM) applyTrackBlocks(ac *applyCtx, index uint64, h []byte) any {
+	var hdr trackBlocksHeader
+	if err := decodeHeader(h, &hdr); err != nil {
+		divergence(CmdTrackBlocks, index, err)
+	}
+	rec := f.recorder(ac)
+	if rec == nil {
+		return nil
+	}
+	for _, w := range hdr.Blocks {
+		_ = rec.RecordBlock(w.TxID, tracking.Block{
+			Stage: tracking.Stage(w.Stage), Status: tracking.BlockStatus(w.Status),
+			Started: orTime(w.Started, time.Time{}), Finished: orTime(w.Finished, time.Time{}),
+			RowsIn: w.RowsIn, RowsOut: w.RowsOut, Error: w.Error, Node: w.Node,
+			CPUTime: time.Duration(w.CPU), Bytes: w.Bytes,
+		})
+	}
+	return nil
+}
+
+// applyTrackExpire deletes tracking records older than the entry's cutoff
+// with range deletes.
+func (f *FSM) applyTrackExpire(ac *applyCtx, index uint64, h []byte) any {
+	var hdr trackExpireHeader
+	if err := decodeHeader(h, &hdr); err != nil {
+		divergence(CmdTrackExpire, index, err)
+	}
+	if rec := f.recorder(ac); rec != nil && hdr.Before != 0 {
+		_ = rec.Expire(time.Unix(0, hdr.Before).UTC())
+	}
+	return nil
+}
