@@ -242,19 +242,22 @@ func (ac *applyCtx) writeRows(e *dsEntry, st *dsStats, r arrow.RecordBatch) {
 	haveLast := false
 	// Write in key order (series id, then period): Pebble's memtable
 	// skiplist inserts ascending keys far faster than random ones, and
-	// inserting was most of the apply time. The sort is stable, so rows
-	// of the same (series, period) keep their body order and the later
-	// one still wins under "last".
+	// inserting was most of the apply time. Ties break on the row number,
+	// so rows of the same (series, period) keep their body order and the
+	// later one still wins under "last".
 	n := int(r.NumRows())
 	order := ac.order[:0]
 	for i := range n {
 		order = append(order, rowOrder{sid: sids.Value(i), period: int32(periods.Value(i)), row: int32(i)})
 	}
-	slices.SortStableFunc(order, func(a, b rowOrder) int {
+	slices.SortFunc(order, func(a, b rowOrder) int {
 		if c := cmp.Compare(a.sid, b.sid); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.period, b.period)
+		if c := cmp.Compare(a.period, b.period); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.row, b.row) // body order: stable, cheaper than SortStableFunc
 	})
 	ac.order = order
 	for _, o := range order {
