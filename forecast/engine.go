@@ -138,19 +138,32 @@ var ErrNullValue = errors.New("forecast: null value in series")
 // progress, if not nil, is called with the number of series done after
 // each chunk; calls are serialised.
 func (e *Engine) Run(ctx context.Context, ids *array.Uint64, values *array.List, req Request, progress func(done, total int)) (arrow.RecordBatch, error) {
+	rec, _, err := e.run(ctx, ids, values, req, false, progress)
+	return rec, err
+}
+
+// RunFitted is Run that also returns every series' Fitted model (fitted[i]
+// for values[i]; nil for empty series and naive fallbacks), so a caller can
+// advance them later with Refresh instead of refitting. The caller must
+// Release the batch.
+func (e *Engine) RunFitted(ctx context.Context, ids *array.Uint64, values *array.List, req Request, progress func(done, total int)) (arrow.RecordBatch, []Fitted, error) {
+	return e.run(ctx, ids, values, req, true, progress)
+}
+
+func (e *Engine) run(ctx context.Context, ids *array.Uint64, values *array.List, req Request, keep bool, progress func(done, total int)) (arrow.RecordBatch, []Fitted, error) {
 	if err := req.Validate(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	n := values.Len()
 	if ids.Len() != n {
-		return nil, fmt.Errorf("forecast: %d ids for %d series", ids.Len(), n)
+		return nil, nil, fmt.Errorf("forecast: %d ids for %d series", ids.Len(), n)
 	}
 	if req.LastPeriod != nil && len(req.LastPeriod) != n {
-		return nil, fmt.Errorf("forecast: %d last periods for %d series", len(req.LastPeriod), n)
+		return nil, nil, fmt.Errorf("forecast: %d last periods for %d series", len(req.LastPeriod), n)
 	}
 	child, ok := values.ListValues().(*array.Float64)
 	if !ok {
-		return nil, fmt.Errorf("forecast: values are %s, want list<float64>", values.DataType())
+		return nil, nil, fmt.Errorf("forecast: values are %s, want list<float64>", values.DataType())
 	}
 	model, _ := ModelByName(req.Model)
 	flat := child.Float64Values()
@@ -162,13 +175,17 @@ func (e *Engine) Run(ctx context.Context, ids *array.Uint64, values *array.List,
 		if child.NullN() > 0 {
 			for j := s; j < t; j++ {
 				if child.IsNull(int(j)) {
-					return nil, fmt.Errorf("%w: series %d", ErrNullValue, ids.Value(i))
+					return nil, nil, fmt.Errorf("%w: series %d", ErrNullValue, ids.Value(i))
 				}
 			}
 		}
 	}
 
 	results := make([]Forecast, n)
+	var fitted []Fitted
+	if keep {
+		fitted = make([]Fitted, n)
+	}
 	cs := e.cfg.ChunkSize
 	var (
 		mu   sync.Mutex
@@ -190,7 +207,11 @@ func (e *Engine) Run(ctx context.Context, ids *array.Uint64, values *array.List,
 					continue
 				}
 				s, t := values.ValueOffsets(i)
-				results[i] = forecastOne(model, flat[s:t], req)
+				f, fc := forecastOne(model, flat[s:t], req)
+				results[i] = fc
+				if keep {
+					fitted[i] = f
+				}
 			}
 			if progress != nil {
 				mu.Lock()
@@ -202,27 +223,28 @@ func (e *Engine) Run(ctx context.Context, ids *array.Uint64, values *array.List,
 		})
 	}
 	if err := g.Wait(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := ctx.Err(); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return e.buildBatch(ids, values, results, req), nil
+	return e.buildBatch(ids, values, results, req), fitted, nil
 }
 
-// forecastOne fits and forecasts one series, falling back to naive.
-func forecastOne(model Model, y []float64, req Request) Forecast {
+// forecastOne fits and forecasts one series, falling back to naive (then
+// the returned Fitted is nil).
+func forecastOne(model Model, y []float64, req Request) (Fitted, Forecast) {
 	if len(y) == 0 {
-		return Forecast{}
+		return nil, Forecast{}
 	}
 	f, err := model.Fit(y, req.SeasonLength)
 	if err != nil {
 		f, _ = Naive{}.Fit(y, req.SeasonLength)
 		fc := f.Forecast(req.Horizon, req.Levels)
 		fc.Model = "Naive (fallback)"
-		return fc
+		return nil, fc
 	}
-	return f.Forecast(req.Horizon, req.Levels)
+	return f, f.Forecast(req.Horizon, req.Levels)
 }
 
 func (e *Engine) buildBatch(ids *array.Uint64, values *array.List, res []Forecast, req Request) arrow.RecordBatch {

@@ -1,6 +1,7 @@
 package forecast
 
 import (
+	"fmt"
 	"strings"
 )
 
@@ -73,4 +74,45 @@ func (e *ensembleFitted) Forecast(h int, levels []float64) Forecast {
 		out.Lower, out.Upper = nil, nil
 	}
 	return out
+}
+
+// Refresh absorbs the last added observations of y (the whole series,
+// ending with them) into f without re-estimating parameters, where f
+// supports that: an ETS fit advances its state (Update); the auto ensemble
+// advances its ETS members and refits its Theta member on y (Theta costs
+// about 0.1 ms). m is the season length f was fitted with. Other models
+// return ErrNoUpdate; so does an ensemble whose members cannot all be
+// advanced. f is not modified.
+func Refresh(f Fitted, y []float64, added, m int) (Fitted, error) {
+	if added <= 0 || added > len(y) {
+		return nil, fmt.Errorf("forecast: refresh with %d new of %d observations", added, len(y))
+	}
+	tail := y[len(y)-added:]
+	if u, ok := f.(Updater); ok {
+		return u.Update(tail)
+	}
+	e, ok := f.(*ensembleFitted)
+	if !ok {
+		return nil, ErrNoUpdate
+	}
+	members := make([]Fitted, len(e.members))
+	for i, mb := range e.members {
+		switch v := mb.(type) {
+		case Updater:
+			nf, err := v.Update(tail)
+			if err != nil {
+				return nil, err
+			}
+			members[i] = nf
+		case *thetaFitted:
+			th, err := Theta{}.Fit(y, m)
+			if err != nil {
+				return nil, err
+			}
+			members[i] = th
+		default:
+			return nil, ErrNoUpdate
+		}
+	}
+	return &ensembleFitted{members: members}, nil
 }

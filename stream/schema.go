@@ -57,6 +57,9 @@ type Schema struct {
 	// TrackObjects turns the tracking object index on for this dataset; nil
 	// means on when ObjectID is set.
 	TrackObjects *bool `json:"track_objects,omitempty"`
+	// Forecast configures the dataset's forecasts; nil means the defaults
+	// (see ForecastSettings).
+	Forecast *ForecastConfig `json:"forecast,omitempty"`
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$`)
@@ -131,6 +134,11 @@ func (s *Schema) Validate() error {
 	}
 	if s.ObjectID != "" {
 		if err := check("object_id", s.ObjectID); err != nil {
+			return err
+		}
+	}
+	if s.Forecast != nil {
+		if err := s.Forecast.Validate(); err != nil {
 			return err
 		}
 	}

@@ -1,0 +1,419 @@
+package cluster
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/demandflow/demandflow/stream"
+)
+
+// Forecast state in the FSM.
+//
+// Dirty marks: every ingest part sets prefixDirty | dsid | series id to the
+// part's Raft index for each series it touched, in the same Pebble batch as
+// the observations, so the set of series awaiting a refresh is replicated,
+// survives restarts and snapshots, and is the same on every node (an owner
+// that dies leaves its dirty series to the survivors). Results
+// (CmdForecastResults) carry the dirty index their owner read before it read
+// the history; applying a result deletes the mark only when the mark is not
+// newer, so data that arrived during the fit keeps its series dirty.
+//
+// Forecasts: prefixForecast | dsid | series id holds the newest
+// SeriesForecast record. A result older (lower DataIndex) than the stored
+// one is ignored, so two nodes that briefly both believed they owned a
+// series cannot roll a forecast back.
+//
+// Forced refits (CmdForecastRefresh) mark the chosen series dirty and set
+// the dataset's refresh index (the 5-byte key prefixDirty | dsid, which
+// sorts before the dataset's marks); an owner refits instead of updating any
+// model fitted before that index.
+
+func forecastKey(dsid uint32, sid uint64) []byte {
+	return binary.BigEndian.AppendUint64(dsPrefix(prefixForecast, dsid), sid)
+}
+
+func dirtyKey(dsid uint32, sid uint64) []byte {
+	return binary.BigEndian.AppendUint64(dsPrefix(prefixDirty, dsid), sid)
+}
+
+func refreshIndexKey(dsid uint32) []byte { return dsPrefix(prefixDirty, dsid) }
+
+// forecastWork is the forecast overlay of one apply batch (reads of the
+// committed state do not see the open batch).
+type forecastWork struct {
+	dirty    map[seriesRef]uint64 // 0 = deleted in this batch
+	results  map[seriesRef]uint64 // data index of results written in this batch
+	lastSID  uint64               // markDirty's run-length dedup
+	lastDS   uint32
+	lastIdx  uint64
+	haveLast bool
+}
+
+func (ac *applyCtx) forecastWork() *forecastWork {
+	if ac.fc == nil {
+		ac.fc = &forecastWork{dirty: map[seriesRef]uint64{}, results: map[seriesRef]uint64{}}
+	}
+	return ac.fc
+}
+
+// markDirty marks every series of the validated record r dirty at index.
+func (ac *applyCtx) markDirty(e *dsEntry, r arrow.RecordBatch, index uint64) {
+	w := ac.forecastWork()
+	sids := r.Column(stream.IdxSeriesID).(*array.Uint64)
+	var v [8]byte
+	putU64(v[:], index)
+	for i := range sids.Len() {
+		sid := sids.Value(i)
+		if w.haveLast && sid == w.lastSID && w.lastDS == e.id && w.lastIdx == index {
+			continue
+		}
+		w.lastSID, w.lastDS, w.lastIdx, w.haveLast = sid, e.id, index, true
+		ref := seriesRef{e.id, sid}
+		if w.dirty[ref] == index {
+			continue
+		}
+		w.dirty[ref] = index
+		must(ac.b.Set(dirtyKey(e.id, sid), v[:], nil))
+	}
+}
+
+// dirtyIndex returns the series' dirty mark as of this point of the batch.
+func (ac *applyCtx) dirtyIndex(ref seriesRef) (uint64, bool) {
+	if ac.fc != nil {
+		if d, ok := ac.fc.dirty[ref]; ok {
+			return d, d != 0
+		}
+	}
+	v, ok := ac.s.get(dirtyKey(ref.dsid, ref.sid))
+	if !ok || len(v) < 8 {
+		return 0, false
+	}
+	return binary.BigEndian.Uint64(v), true
+}
+
+// resultIndex returns the data index of the series' stored forecast.
+func (ac *applyCtx) resultIndex(ref seriesRef) (uint64, bool) {
+	if ac.fc != nil {
+		if d, ok := ac.fc.results[ref]; ok {
+			return d, true
+		}
+	}
+	v, ok := ac.s.get(forecastKey(ref.dsid, ref.sid))
+	if !ok {
+		return 0, false
+	}
+	return recordDataIndex(v)
+}
+
+// seriesKnown reports whether the series exists as of this point of the batch.
+func (ac *applyCtx) seriesKnown(e *dsEntry, sid uint64) bool {
+	if _, ok := e.known[sid]; ok {
+		return true
+	}
+	_, ok := ac.series[seriesRef{e.id, sid}]
+	return ok
+}
+
+// ErrInvalidForecastConfig is wrapped by the rejection of a forecast
+// configuration the FSM cannot accept.
+var ErrInvalidForecastConfig = errors.New("cluster: invalid forecast configuration")
+
+// applySetForecastConfig replaces the dataset's schema with one carrying the
+// new forecast configuration. Response: nil, or an error wrapping
+// ErrUnknownDataset or stream.ErrInvalidSchema.
+func (f *FSM) applySetForecastConfig(ac *applyCtx, index uint64, h []byte) any {
+	var hdr forecastConfigHeader
+	if err := decodeHeader(h, &hdr); err != nil {
+		divergence(CmdSetForecastConfig, index, err)
+	}
+	e := ac.dataset(hdr.Dataset)
+	if e == nil {
+		return fmt.Errorf("%w: %q", ErrUnknownDataset, hdr.Dataset)
+	}
+	var cfg *stream.ForecastConfig
+	if len(hdr.Config) > 0 {
+		cfg = &stream.ForecastConfig{}
+		if err := json.Unmarshal(hdr.Config, cfg); err != nil {
+			return fmt.Errorf("%w: %v", ErrInvalidForecastConfig, err)
+		}
+		if err := cfg.Validate(); err != nil {
+			return err
+		}
+	}
+	sc := *e.schema
+	sc.Forecast = cfg
+	js, err := json.Marshal(&sc)
+	if err != nil {
+		panic(fmt.Sprintf("cluster: fsm: encode schema: %v", err))
+	}
+	ne := &dsEntry{id: e.id, schema: &sc, created: e.created, known: e.known}
+	ne.series.Store(e.series.Load())
+	ne.accepted.Store(e.accepted.Load())
+	ne.rejected.Store(e.rejected.Load())
+	ne.txs.Store(e.txs.Load())
+	if w, ok := ac.stats[e.id]; ok {
+		w.e = ne
+	}
+	must(ac.b.Set(datasetKey(sc.Name), encodeDatasetValue(e.id, e.created, js), nil))
+	ac.datasets[sc.Name] = ne
+	f.logger.Debug("forecast configuration set", "dataset", sc.Name, "raft_index", index)
+	return nil
+}
+
+// ForecastApplyResult is the FSM's response to a forecast_results entry.
+type ForecastApplyResult struct {
+	// Stored counts the forecasts written; Stale those ignored because a
+	// newer forecast was stored; Unknown those of unknown series.
+	Stored, Stale, Unknown int
+	// Cleared counts the dirty marks the results answered.
+	Cleared int
+}
+
+// applyForecastResults stores a batch of forecasts. Response:
+// *ForecastApplyResult, or an error wrapping ErrUnknownDataset (also when
+// the dataset was re-created since the results were computed).
+func (f *FSM) applyForecastResults(ac *applyCtx, index uint64, h, payload []byte) any {
+	var hdr forecastResultsHeader
+	if err := decodeHeader(h, &hdr); err != nil {
+		divergence(CmdForecastResults, index, err)
+	}
+	e := ac.dataset(hdr.Dataset)
+	if e == nil || e.id != hdr.DSID {
+		return fmt.Errorf("%w: %q (incarnation %d)", ErrUnknownDataset, hdr.Dataset, hdr.DSID)
+	}
+	// Validate the whole entry first so a malformed one stores nothing.
+	if err := decodeForecastResults(payload, func(rec []byte) error {
+		_, err := decodeSeriesForecast(rec)
+		return err
+	}); err != nil {
+		return fmt.Errorf("forecast results at index %d: %w", index, err)
+	}
+	w := ac.forecastWork()
+	res := &ForecastApplyResult{}
+	_ = decodeForecastResults(payload, func(rec []byte) error {
+		sid := binary.BigEndian.Uint64(rec[1:])
+		di, _ := recordDataIndex(rec)
+		if !ac.seriesKnown(e, sid) {
+			res.Unknown++
+			return nil
+		}
+		ref := seriesRef{e.id, sid}
+		if prev, ok := ac.resultIndex(ref); ok && prev > di {
+			res.Stale++
+			return nil
+		}
+		must(ac.b.Set(forecastKey(e.id, sid), rec, nil))
+		w.results[ref] = di
+		res.Stored++
+		if d, ok := ac.dirtyIndex(ref); ok && d <= di {
+			must(ac.b.Delete(dirtyKey(e.id, sid), nil))
+			w.dirty[ref] = 0
+			res.Cleared++
+		}
+		return nil
+	})
+	return res
+}
+
+// applyForecastRefresh marks series dirty and records the dataset's refresh
+// index. Response: nil or an error wrapping ErrUnknownDataset.
+func (f *FSM) applyForecastRefresh(ac *applyCtx, index uint64, h, payload []byte) any {
+	var hdr forecastRefreshHeader
+	if err := decodeHeader(h, &hdr); err != nil {
+		divergence(CmdForecastRefresh, index, err)
+	}
+	if len(payload) != 8*hdr.Count {
+		divergence(CmdForecastRefresh, index, fmt.Errorf("%d payload bytes for %d series", len(payload), hdr.Count))
+	}
+	e := ac.dataset(hdr.Dataset)
+	if e == nil {
+		return fmt.Errorf("%w: %q", ErrUnknownDataset, hdr.Dataset)
+	}
+	w := ac.forecastWork()
+	var v [8]byte
+	putU64(v[:], index)
+	must(ac.b.Set(refreshIndexKey(e.id), v[:], nil))
+	mark := func(sid uint64) {
+		if !ac.seriesKnown(e, sid) {
+			return
+		}
+		w.dirty[seriesRef{e.id, sid}] = index
+		must(ac.b.Set(dirtyKey(e.id, sid), v[:], nil))
+	}
+	if hdr.Count == 0 {
+		for sid := range e.known {
+			mark(sid)
+		}
+		for ref := range ac.series {
+			if ref.dsid == e.id {
+				mark(ref.sid)
+			}
+		}
+		return nil
+	}
+	for i := range hdr.Count {
+		mark(binary.BigEndian.Uint64(payload[8*i:]))
+	}
+	return nil
+}
+
+// Forecast returns the stored forecast of one series; ok is false when the
+// series has none yet. Unknown datasets return ErrUnknownDataset.
+func (s *Store) Forecast(dataset string, seriesID uint64) (fc *SeriesForecast, ok bool, err error) {
+	e := s.dataset(dataset)
+	if e == nil {
+		return nil, false, fmt.Errorf("%w: %q", ErrUnknownDataset, dataset)
+	}
+	v, closer, err := s.db.Get(forecastKey(e.id, seriesID))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	} else if err != nil {
+		return nil, false, fmt.Errorf("read forecast: %w", err)
+	}
+	defer closer.Close()
+	fc, err = decodeSeriesForecast(v)
+	if err != nil {
+		return nil, false, fmt.Errorf("read forecast of series %016x: %w", seriesID, err)
+	}
+	return fc, true, nil
+}
+
+// ForecastCount returns the number of series of dataset with a stored
+// forecast and the number still marked dirty (awaiting a refresh).
+func (s *Store) ForecastCount(ctx context.Context, dataset string) (forecasts, dirty int, err error) {
+	e := s.dataset(dataset)
+	if e == nil {
+		return 0, 0, fmt.Errorf("%w: %q", ErrUnknownDataset, dataset)
+	}
+	lo, hi := dsRange(prefixForecast, e.id)
+	if err := s.scan(ctx, lo, hi, func(_, _ []byte) (bool, error) { forecasts++; return true, nil }); err != nil {
+		return 0, 0, err
+	}
+	lo, hi = dsRange(prefixDirty, e.id)
+	if err := s.scan(ctx, lo, hi, func(k, _ []byte) (bool, error) {
+		if len(k) == 13 {
+			dirty++
+		}
+		return true, nil
+	}); err != nil {
+		return 0, 0, err
+	}
+	return forecasts, dirty, nil
+}
+
+// DirtyMark is one series awaiting a forecast refresh.
+type DirtyMark struct {
+	SeriesID uint64
+	// Index is the Raft index of the newest data (or refresh request) for
+	// the series; results must carry it as their DataIndex.
+	Index uint64
+}
+
+// DirtySeries calls fn for every dirty series of the dataset in series-id
+// order until fn returns false. It also returns the dataset's refresh index
+// (0 when no refit was ever forced) and its id (incarnation).
+func (s *Store) DirtySeries(ctx context.Context, dataset string, fn func(DirtyMark) bool) (refresh uint64, dsid uint32, err error) {
+	e := s.dataset(dataset)
+	if e == nil {
+		return 0, 0, fmt.Errorf("%w: %q", ErrUnknownDataset, dataset)
+	}
+	lo, hi := dsRange(prefixDirty, e.id)
+	err = s.scan(ctx, lo, hi, func(k, v []byte) (bool, error) {
+		if len(v) < 8 {
+			return false, fmt.Errorf("corrupt dirty mark %x", k)
+		}
+		idx := binary.BigEndian.Uint64(v)
+		if len(k) == 5 {
+			refresh = idx
+			return true, nil
+		}
+		if len(k) != 13 {
+			return false, fmt.Errorf("corrupt dirty key %x", k)
+		}
+		return fn(DirtyMark{SeriesID: binary.BigEndian.Uint64(k[5:]), Index: idx}), nil
+	})
+	return refresh, e.id, err
+}
+
+// History reads the measures of the given series of dataset in period
+// order, one value per period of the dataset frequency from the first to the
+// last observation; missing periods count as 0 (no demand recorded). For
+// series i, fn gets its values (valid only during the call; fn may keep a
+// sub-slice only by copying) and the stream.PeriodIndex of the last
+// period. Series without observations are skipped. One Pebble iterator
+// serves all series.
+func (s *Store) History(ctx context.Context, dataset string, ids []uint64, fn func(i int, values []float64, lastPeriod int64) error) (err error) {
+	e := s.dataset(dataset)
+	if e == nil {
+		return fmt.Errorf("%w: %q", ErrUnknownDataset, dataset)
+	}
+	freq := e.schema.Frequency
+	lo, hi := dsRange(prefixObservation, e.id)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	buf := make([]float64, 0, 256)
+	for i, sid := range ids {
+		if i%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		prefix := obsSeriesPrefix(e.id, sid)
+		buf = buf[:0]
+		var first, prev int64
+		have := false
+		for ok := it.SeekGE(prefix); ok; ok = it.Next() {
+			k := it.Key()
+			if len(k) != len(prefix)+4 || string(k[:len(prefix)]) != string(prefix) {
+				break
+			}
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return err
+			}
+			m, ok := obsMeasure(v)
+			if !ok {
+				return fmt.Errorf("corrupt observation %x", k)
+			}
+			pi := stream.PeriodIndex(unbiasPeriod(binary.BigEndian.Uint32(k[len(k)-4:])), freq)
+			if !have {
+				first, prev, have = pi, pi, true
+			} else {
+				if gap := pi - prev - 1; gap > 0 {
+					if pi-first > math.MaxInt32 {
+						return fmt.Errorf("series %016x spans too many periods", sid)
+					}
+					for range gap {
+						buf = append(buf, 0)
+					}
+				}
+				prev = pi
+			}
+			buf = append(buf, m)
+		}
+		if err := it.Error(); err != nil {
+			return err
+		}
+		if !have {
+			continue
+		}
+		if err := fn(i, buf, prev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
