@@ -63,12 +63,13 @@ func (ac *applyCtx) forecastWork() *forecastWork {
 	return ac.fc
 }
 
-// markDirty marks every series of the validated record r dirty at index.
-func (ac *applyCtx) markDirty(e *dsEntry, r arrow.RecordBatch, index uint64) {
+// markDirty marks every series of the validated record r dirty at index,
+// by transaction txID (kept so the forecast stage can be tracked).
+func (ac *applyCtx) markDirty(e *dsEntry, r arrow.RecordBatch, index uint64, txID string) {
 	w := ac.forecastWork()
 	sids := r.Column(stream.IdxSeriesID).(*array.Uint64)
-	var v [8]byte
-	putU64(v[:], index)
+	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(txID)), index)
+	v = append(v, txID...)
 	for i := range sids.Len() {
 		sid := sids.Value(i)
 		if w.haveLast && sid == w.lastSID && w.lastDS == e.id && w.lastIdx == index {
@@ -80,7 +81,7 @@ func (ac *applyCtx) markDirty(e *dsEntry, r arrow.RecordBatch, index uint64) {
 			continue
 		}
 		w.dirty[ref] = index
-		must(ac.b.Set(dirtyKey(e.id, sid), v[:], nil))
+		must(ac.b.Set(dirtyKey(e.id, sid), v, nil))
 	}
 }
 
@@ -314,6 +315,10 @@ type DirtyMark struct {
 	// Index is the Raft index of the newest data (or refresh request) for
 	// the series; results must carry it as their DataIndex.
 	Index uint64
+	// TxID is the ingest transaction that set the mark ("" for a forced
+	// refresh); an older transaction's mark is overwritten, so only the
+	// newest transaction of a series gets a forecast tracking block.
+	TxID string
 }
 
 // DirtySeries calls fn for every dirty series of the dataset in series-id
@@ -337,7 +342,7 @@ func (s *Store) DirtySeries(ctx context.Context, dataset string, fn func(DirtyMa
 		if len(k) != 13 {
 			return false, fmt.Errorf("corrupt dirty key %x", k)
 		}
-		return fn(DirtyMark{SeriesID: binary.BigEndian.Uint64(k[5:]), Index: idx}), nil
+		return fn(DirtyMark{SeriesID: binary.BigEndian.Uint64(k[5:]), Index: idx, TxID: string(v[8:])}), nil
 	})
 	return refresh, e.id, err
 }

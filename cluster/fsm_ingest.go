@@ -136,7 +136,7 @@ func (f *FSM) applyIngest(ac *applyCtx, index uint64, h, payload []byte) any {
 	st := ac.statsOf(e)
 	for _, r := range recs {
 		ac.writeRows(e, st, r)
-		ac.markDirty(e, r, index)
+		ac.markDirty(e, r, index, hdr.TxID)
 	}
 	res := &IngestResult{
 		TxID: hdr.TxID, Part: hdr.Part, Parts: hdr.Parts,

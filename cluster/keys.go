@@ -25,7 +25,7 @@ import (
 //	alarm history 0x21 clear index u64                                  cleared Alarm, msgpack (alarmWire); last MaxAlarmHistory kept
 //	tracking      0x30 table u8 | ...                                   tracking records (tracking.Store; layout in tracking/keys.go)
 //	forecast      0x40 dsid u32 | series id u64                         latest forecast of the series (see encodeSeriesForecast)
-//	dirty         0x41 dsid u32 | series id u64                         data index u64 | flags u8: the series needs a forecast refresh
+//	dirty         0x41 dsid u32 | series id u64                         data index u64 | tx id: the series needs a forecast refresh
 //
 // Periods are date32 values (days since 1970-01-01); flipping the sign bit
 // ("biased") makes negative periods sort before positive ones.
