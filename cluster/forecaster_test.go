@@ -86,7 +86,7 @@ func (fx *forecasterFixture) forecaster(t *testing.T, node string, members []str
 	var blocks []TrackBlock
 	f, err := NewForecaster(fx.s, ForecasterConfig{
 		NodeName: node, Apply: fx.local.Apply, Members: func() []string { return members },
-		Record: func(_ context.Context, bs []TrackBlock) error { blocks = append(blocks, bs...); return nil },
+		Record:  func(_ context.Context, bs []TrackBlock) error { blocks = append(blocks, bs...); return nil },
 		Workers: 2, ChunkSize: 3, Now: func() time.Time { return fx.now }, Logger: testLogger(t),
 	})
 	if err != nil {
