@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -244,6 +245,7 @@ type Cluster struct {
 	wg     sync.WaitGroup
 
 	reconcileCh chan struct{}
+	joined      atomic.Bool // the configured join succeeded (or none is configured)
 	notifyCh    chan bool // raft.Config.NotifyCh: buffered, never drops
 	observers   []func(Member)
 	leaderObs   []func(bool)

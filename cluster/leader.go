@@ -47,6 +47,12 @@ func (c *Cluster) bootstrapLoop() {
 			c.markBooted()
 			return
 		}
+		// A node told to join must see the cluster before deciding: with
+		// the default expect of 1 it would otherwise bootstrap alone
+		// before the join's gossip arrived.
+		if !c.joined.Load() {
+			continue
+		}
 		var servers []raft.Server
 		conflict, booted := "", false
 		for _, m := range c.members.list() {

@@ -125,6 +125,8 @@ func (c *Cluster) openRaft() error {
 	}
 	if len(cfg.Join) > 0 {
 		c.wg.Go(c.joinLoop)
+	} else {
+		c.joined.Store(true)
 	}
 	c.log.Info("cluster opened", "raft", raftAddr, "gossip", c.members.addr(), "raft_index", c.store.AppliedIndex(),
 		"has_state", hasState, "bootstrap_expect", cfg.BootstrapExpect)
@@ -159,6 +161,7 @@ func (c *Cluster) joinLoop() {
 		n, err := c.members.ml.Join(c.cfg.Join)
 		if n > 0 {
 			c.log.Info("joined cluster", "contacted", n)
+			c.joined.Store(true)
 			return
 		}
 		c.log.Warn("join failed; retrying", "join", c.cfg.Join, "error", err)
