@@ -246,7 +246,7 @@ type Cluster struct {
 
 	reconcileCh chan struct{}
 	joined      atomic.Bool // the configured join succeeded (or none is configured)
-	notifyCh    chan bool // raft.Config.NotifyCh: buffered, never drops
+	notifyCh    chan bool   // raft.Config.NotifyCh: buffered, never drops
 	observers   []func(Member)
 	leaderObs   []func(bool)
 
