@@ -171,6 +171,9 @@ type ingestHeader struct {
 	ValidateEnd   int64 `codec:"vend"`
 	ValidateCPU   int64 `codec:"vcpu"` // ns of CPU time
 	CommitStart   int64 `codec:"cstart"`
+	// RejectedRows counts the distinct rejected rows of the whole
+	// transaction (Errors is this part's share of the rejections).
+	RejectedRows int `codec:"rej_rows"`
 }
 
 // IngestMeta describes one ingest transaction for EncodeIngest.
@@ -370,6 +373,7 @@ func EncodeIngest(meta IngestMeta, s *stream.Schema, b *stream.Batch, maxEntry i
 		Codec:         codecZstdFrame,
 		ValidateStart: unixNanoOrZero(meta.ValidateStart), ValidateEnd: unixNanoOrZero(meta.ValidateEnd),
 		ValidateCPU: int64(meta.ValidateCPU), CommitStart: unixNanoOrZero(meta.CommitStart),
+		RejectedRows: distinctRows(b.Rejected),
 	}
 	base, err := encodeEntry(CmdIngest, &hdr, nil)
 	if err != nil {

@@ -21,15 +21,16 @@ import (
 // over applyCtx.b), under prefixTracking, so every node holds the same
 // records and a snapshot carries them. What each entry records:
 //
-//   - CmdIngest, per part: the transaction (cumulative counts), and this
-//     part's share of the ingress, validate and commit blocks (rows of the
-//     part; the body bytes and validate CPU time with the first part
-//     applied), its rejected rows, and its object-index entries (rejected
+//   - CmdIngest, per part: the transaction (cumulative counts), this
+//     part's share of the commit block (its rows and entry bytes), its
+//     rejected rows, and its object-index entries (rejected
 //     rows at validate with field and reason, accepted rows at apply; one
 //     entry per object per transaction and stage) when the dataset
 //     TracksObjects. The apply block is recorded once, with the part that
 //     completes the transaction, so a transaction whose parts did not all
 //     arrive stays in_progress with commit as its last completed stage.
+//     The first part applied also records the ingress and validate blocks
+//     of the whole transaction (they ran once, on the receiving node).
 //   - CmdTrackBlocks: blocks of the stages after apply (forecast, egress),
 //     proposed in batches by Cluster.RecordBlocks.
 //   - CmdTrackExpire: range deletes of everything older than the cutoff
@@ -153,14 +154,6 @@ func (f *FSM) trackIngest(ac *applyCtx, e *dsEntry, h *ingestHeader, recs []arro
 		return
 	}
 	id := tx.TxID
-	// Rows of this part: accepted plus distinct rejected rows.
-	rejRows := 0
-	for i := range h.Errors {
-		if i == 0 || h.Errors[i].Row != h.Errors[i-1].Row {
-			rejRows++
-		}
-	}
-	in := int64(rows + rejRows)
 	if rec.RecordTransaction(tracking.Transaction{
 		ID: id, Dataset: tx.Dataset, Source: tracking.Source(tx.Source), ContentType: h.ContentType,
 		Bytes: tx.Bytes, Created: time.Unix(0, tx.Created).UTC(), In: int64(tx.RowsIn),
@@ -169,22 +162,25 @@ func (f *FSM) trackIngest(ac *applyCtx, e *dsEntry, h *ingestHeader, recs []arro
 	}) != nil {
 		return // the transaction is the anchor of every other record
 	}
-	var bodyBytes, cpu int64
+	var blocks []tracking.Block
 	if first {
-		bodyBytes, cpu = h.Bytes, h.ValidateCPU
+		// Ingress and validate happened once, on the receiving node, for
+		// the whole transaction; whichever part is applied first says so.
+		in := int64(h.RowsIn)
+		validateErr := ""
+		if h.RejectedRows > 0 {
+			validateErr = fmt.Sprintf("%d rows rejected", h.RejectedRows)
+		}
+		blocks = append(blocks,
+			tracking.Block{Stage: tracking.StageIngress, Status: tracking.BlockSuccess, Started: t.received, Finished: t.validateStart,
+				RowsIn: in, RowsOut: in, Node: h.Node, Bytes: h.Bytes},
+			tracking.Block{Stage: tracking.StageValidate, Status: tracking.BlockSuccess, Started: t.validateStart, Finished: t.validateEnd,
+				RowsIn: in, RowsOut: max(in-int64(h.RejectedRows), 0), Error: validateErr, Node: h.Node,
+				CPUTime: time.Duration(h.ValidateCPU), Bytes: h.Bytes})
 	}
-	validateErr := ""
-	if rejRows > 0 {
-		validateErr = fmt.Sprintf("%d rows rejected", rejRows)
-	}
-	blocks := []tracking.Block{
-		{Stage: tracking.StageIngress, Status: tracking.BlockSuccess, Started: t.received, Finished: t.validateStart,
-			RowsIn: in, RowsOut: in, Node: h.Node, Bytes: bodyBytes},
-		{Stage: tracking.StageValidate, Status: tracking.BlockSuccess, Started: t.validateStart, Finished: t.validateEnd,
-			RowsIn: in, RowsOut: int64(rows), Error: validateErr, Node: h.Node, CPUTime: time.Duration(cpu), Bytes: bodyBytes},
-		{Stage: tracking.StageCommit, Status: tracking.BlockSuccess, Started: t.commitStart, Finished: t.appended,
-			RowsIn: int64(rows), RowsOut: int64(rows), Node: h.Node, Bytes: entryBytes},
-	}
+	// Commit: this part's share.
+	blocks = append(blocks, tracking.Block{Stage: tracking.StageCommit, Status: tracking.BlockSuccess, Started: t.commitStart,
+		Finished: t.appended, RowsIn: int64(rows), RowsOut: int64(rows), Node: h.Node, Bytes: entryBytes})
 	if tx.PartsApplied >= tx.Parts {
 		// The part that completes the transaction records the apply block
 		// for all parts: every node applies, so it names no node.
@@ -348,4 +344,16 @@ func (f *FSM) applyTrackExpire(ac *applyCtx, index uint64, h []byte) any {
 		_ = rec.Expire(time.Unix(0, hdr.Before).UTC())
 	}
 	return nil
+}
+
+// distinctRows counts the distinct rows of errs (a row may have several
+// errors, listed together).
+func distinctRows(errs []stream.RowError) int {
+	n := 0
+	for i := range errs {
+		if i == 0 || errs[i].Row != errs[i-1].Row {
+			n++
+		}
+	}
+	return n
 }

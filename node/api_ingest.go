@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"runtime"
 	"strings"
 	"time"
 
@@ -138,7 +139,14 @@ func (n *Node) ingest(w http.ResponseWriter, r *http.Request) error {
 	defer closeDR()
 	body := &limitedReader{r: dr, n: n.cfg.MaxBodyBytes}
 
+	// Validate runs on this goroutine only: lock it to its thread so the
+	// thread's CPU time is the stage's (tracking's validate CPU).
+	validateStart := time.Now()
+	runtime.LockOSThread()
+	cpu0 := threadCPU()
 	batch, err := stream.Decode(ctx, format, body, schema, stream.DecodeConfig{ChunkRows: n.cfg.ChunkRows, MaxBytes: n.cfg.MaxBodyBytes + 1})
+	validateCPU := threadCPU() - cpu0
+	runtime.UnlockOSThread()
 	if raw.hit || body.hit {
 		if batch != nil {
 			batch.Release()
@@ -158,6 +166,8 @@ func (n *Node) ingest(w http.ResponseWriter, r *http.Request) error {
 	meta := cluster.IngestMeta{
 		TxID: txID, Dataset: name, Source: "http", ContentType: string(format), Node: n.cfg.NodeName,
 		IdempotencyKey: key, Bytes: body.read, RowsIn: batch.RowsIn, ReceivedAt: start.UTC(),
+		ValidateStart: validateStart.UTC(), ValidateEnd: validated.UTC(), ValidateCPU: validateCPU,
+		CommitStart: time.Now().UTC(),
 	}
 	if meta.IdempotencyKey == "" {
 		meta.IdempotencyKey = txID

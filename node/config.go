@@ -73,6 +73,10 @@ type Config struct {
 	RequestTimeout time.Duration `toml:"request_timeout"`
 	// ShutdownTimeout bounds a graceful shutdown. Default 10s.
 	ShutdownTimeout time.Duration `toml:"shutdown_timeout"`
+	// TrackingRetention is how long tracking records (transactions,
+	// blocks, object index, statistics) are kept; the leader expires older
+	// ones every 10 minutes. Default 168h (7 days).
+	TrackingRetention time.Duration `toml:"tracking_retention"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `toml:"log_level"`
 	// LogFormat is text or json. Default text.
@@ -95,18 +99,19 @@ func DefaultConfig() Config {
 		host = "node"
 	}
 	return Config{
-		DataDir:         "./data",
-		NodeName:        host,
-		HTTPAddr:        "127.0.0.1:7070",
-		RaftAddr:        "127.0.0.1:7071",
-		GossipAddr:      "127.0.0.1:7072",
-		BootstrapExpect: 1,
-		MaxBodyBytes:    64 << 20,
-		ChunkRows:       16384,
-		RequestTimeout:  60 * time.Second,
-		ShutdownTimeout: 10 * time.Second,
-		LogLevel:        "info",
-		LogFormat:       "text",
+		DataDir:           "./data",
+		NodeName:          host,
+		HTTPAddr:          "127.0.0.1:7070",
+		RaftAddr:          "127.0.0.1:7071",
+		GossipAddr:        "127.0.0.1:7072",
+		BootstrapExpect:   1,
+		MaxBodyBytes:      64 << 20,
+		ChunkRows:         16384,
+		RequestTimeout:    60 * time.Second,
+		ShutdownTimeout:   10 * time.Second,
+		TrackingRetention: 7 * 24 * time.Hour,
+		LogLevel:          "info",
+		LogFormat:         "text",
 	}
 }
 
@@ -142,6 +147,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ShutdownTimeout == 0 {
 		c.ShutdownTimeout = d.ShutdownTimeout
+	}
+	if c.TrackingRetention == 0 {
+		c.TrackingRetention = d.TrackingRetention
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = d.LogLevel
@@ -179,6 +187,9 @@ func (c Config) Validate() error {
 	}
 	if c.TLSDisable && c.HTTP3Addr != "" && c.HTTP3Addr != "off" {
 		errs = append(errs, errors.New("http3_addr: HTTP/3 needs TLS, but tls_disable is set"))
+	}
+	if c.TrackingRetention < time.Hour {
+		errs = append(errs, fmt.Errorf("tracking_retention: %v, want >= 1h", c.TrackingRetention))
 	}
 	if c.RequestTimeout < 0 || c.ShutdownTimeout < 0 {
 		errs = append(errs, errors.New("timeouts must not be negative"))
@@ -332,6 +343,7 @@ func Settings() []Setting {
 		intSetting("chunk-rows", "rows per Arrow record batch", func(c *Config) *int { return &c.ChunkRows }),
 		durSetting("request-timeout", "time limit for one API request", func(c *Config) *time.Duration { return &c.RequestTimeout }),
 		durSetting("shutdown-timeout", "time limit for a graceful shutdown", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
+		durSetting("tracking-retention", "how long tracking records are kept (e.g. 168h)", func(c *Config) *time.Duration { return &c.TrackingRetention }),
 		strSetting("log-level", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
 		strSetting("log-format", "text or json", func(c *Config) *string { return &c.LogFormat }),
 	}

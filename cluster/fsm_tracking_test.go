@@ -1,0 +1,467 @@
+package cluster
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/raft"
+	"github.com/oklog/ulid/v2"
+
+	"github.com/demandflow/demandflow/stream"
+	"github.com/demandflow/demandflow/tracking"
+)
+
+var ulidEntropy = rand.NewChaCha8([32]byte{1})
+
+// txAt returns a ULID transaction id with timestamp at.
+func txAt(at time.Time) string {
+	return ulid.MustNew(ulid.Timestamp(at), ulidEntropy).String()
+}
+
+// trackMeta is an ingest meta with a ULID and stage timings, as the node
+// sends it.
+func trackMeta(ds string, at time.Time) IngestMeta {
+	return IngestMeta{TxID: txAt(at), Dataset: ds, Source: "http", ContentType: "csv", Node: "n1",
+		ReceivedAt: at, ValidateStart: at.Add(time.Millisecond), ValidateEnd: at.Add(3 * time.Millisecond),
+		ValidateCPU: 2 * time.Millisecond, CommitStart: at.Add(3 * time.Millisecond), Bytes: 1000}
+}
+
+// logApplier applies the same entries to several FSMs with hand-made logs
+// whose AppendedAt is the entry's own time (as the leader would set it).
+type logApplier struct {
+	t    testing.TB
+	fsms []*FSM
+	idx  uint64
+}
+
+func (a *logApplier) apply(at time.Time, entries ...[]byte) []any {
+	a.t.Helper()
+	var first []any
+	start := a.idx
+	for i, f := range a.fsms {
+		logs := make([]*raft.Log, len(entries))
+		for j, e := range entries {
+			logs[j] = &raft.Log{Index: start + uint64(j) + 1, Term: 1, Type: raft.LogCommand, Data: e,
+				AppendedAt: at.Add(time.Duration(j) * time.Millisecond)}
+		}
+		resps := f.ApplyBatch(logs)
+		if i == 0 {
+			first = resps
+		}
+	}
+	a.idx = start + uint64(len(entries))
+	return first
+}
+
+// trackingAnswers runs every tracking query against s and returns the JSON
+// answers, one per line.
+func trackingAnswers(t *testing.T, s *Store, txIDs []string, objects []string, from, to time.Time) []byte {
+	t.Helper()
+	ctx := t.Context()
+	ts := s.Tracking()
+	var buf bytes.Buffer
+	add := func(name string, v any, err error) {
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		b, _ := json.Marshal(v)
+		fmt.Fprintf(&buf, "%s %s\n", name, b)
+	}
+	r, _, release := s.TrackingReader()
+	defer release()
+	for _, id := range txIDs {
+		v, err := ts.Transaction(ctx, r, id)
+		add("tx "+id, v, err)
+		rj, next, err := ts.Rejections(ctx, r, id, "", 2)
+		add("rejections "+id, []any{rj, next}, err)
+	}
+	txs, next, err := ts.Transactions(ctx, r, tracking.Filter{})
+	add("list", []any{txs, next}, err)
+	txs, next, err = ts.Transactions(ctx, r, tracking.Filter{Dataset: "exports", Status: tracking.StatusPartiallyFailed})
+	add("list filtered", []any{txs, next}, err)
+	for _, o := range objects {
+		evs, next, err := ts.Object(ctx, r, o, 0, "")
+		add("object "+o, []any{evs, next}, err)
+	}
+	for _, by := range []string{"stage", "dataset", "source", "node"} {
+		res, err := ts.Stats(ctx, r, tracking.StatsQuery{From: from, To: to, Bucket: time.Minute, By: by})
+		add("stats "+by, res, err)
+	}
+	return buf.Bytes()
+}
+
+// TestTrackingIdenticalOnEveryNode feeds the same entries to three FSMs
+// and checks that every tracking query answers byte for byte the same, on
+// the three and on a fourth restored from a snapshot; and that the answers
+// describe what happened.
+func TestTrackingIdenticalOnEveryNode(t *testing.T) {
+	mem := checkedMem(t)
+	stores := make([]*Store, 3)
+	a := &logApplier{t: t}
+	for i := range stores {
+		stores[i] = openMemStore(t, vfs.NewMem())
+		a.fsms = append(a.fsms, NewFSM(stores[i], testLogger(t)))
+	}
+	sc := testSchema("exports", "")
+	a.apply(testTime, mustCreate(t, sc))
+
+	// tx1: three rows accepted, two rejected (one row with two errors).
+	m1 := trackMeta("exports", testTime)
+	m1.RowsIn = 5
+	b1 := buildBatch(t, mem, &sc, []row{{"p1", "EU", 100, 1, 2, "o-1"}, {"p1", "EU", 101, 2, 2, "o-2"}, {"p2", "US", 100, 3, math.NaN(), "o-3"}}, 10,
+		[]stream.RowError{{Row: 4, ObjectID: "o-bad", Field: "qty", Reason: "below min 0"},
+			{Row: 5, ObjectID: "o-worse", Field: "qty", Reason: "not a number"}, {Row: 5, ObjectID: "o-worse", Field: "region", Reason: "not allowed"}})
+	defer b1.Release()
+	for _, r := range a.apply(testTime.Add(10*time.Millisecond), mustIngest(t, m1, &sc, b1, 0)...) {
+		if _, ok := r.(*IngestResult); !ok {
+			t.Fatalf("ingest tx1: got %v", r)
+		}
+	}
+	// tx2: 300 rows in several parts, one of them re-sent (a duplicate).
+	at2 := testTime.Add(time.Minute)
+	m2 := trackMeta("exports", at2)
+	rows := benchRows(300, 1)
+	m2.RowsIn = len(rows)
+	b2 := buildBatch(t, mem, &sc, rows, 100, nil)
+	defer b2.Release()
+	parts := mustIngest(t, m2, &sc, b2, 2048)
+	if len(parts) < 3 {
+		t.Fatalf("tx2: got %d parts, want >= 3", len(parts))
+	}
+	a.apply(at2.Add(10*time.Millisecond), parts...)
+	a.apply(at2.Add(20*time.Millisecond), parts[1])
+	// A forecast block proposed later through CmdTrackBlocks.
+	tb, err := EncodeTrackBlocks([]TrackBlock{{TxID: m1.TxID, Block: tracking.Block{Stage: tracking.StageForecast,
+		Status: tracking.BlockSuccess, Started: testTime.Add(time.Second), Finished: testTime.Add(1500 * time.Millisecond),
+		RowsIn: 3, RowsOut: 3, Node: "n2", CPUTime: 40 * time.Millisecond}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.apply(testTime.Add(2*time.Second), tb)
+
+	ids := []string{m1.TxID, m2.TxID}
+	objs := []string{"o-1", "o-bad", "o-worse", rows[0].obj, "unknown"}
+	from, to := testTime.Add(-time.Hour), testTime.Add(time.Hour)
+	want := trackingAnswers(t, stores[0], ids, objs, from, to)
+	for i := 1; i < len(stores); i++ {
+		if got := trackingAnswers(t, stores[i], ids, objs, from, to); !bytes.Equal(got, want) {
+			t.Errorf("node %d answers differ from node 0:\ngot  %s\nwant %s", i, got, want)
+		}
+	}
+	// Snapshot -> restore carries the tracking records.
+	snap, err := a.fsms[0].Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+	dst := openMemStore(t, nil)
+	if err := NewFSM(dst, testLogger(t)).Restore(readCloser{&sink.Buffer}); err != nil {
+		t.Fatal(err)
+	}
+	if got := trackingAnswers(t, dst, ids, objs, from, to); !bytes.Equal(got, want) {
+		t.Errorf("restored answers differ:\ngot  %s\nwant %s", got, want)
+	}
+	t.Logf("answers:\n%s", want)
+
+	// The answers are right, not only equal.
+	ctx := t.Context()
+	ts := stores[0].Tracking()
+	v, err := ts.Transaction(ctx, nil, m1.TxID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Transaction.Status != tracking.StatusPartiallyFailed || v.Transaction.Accepted != 3 || v.Transaction.Rejected != 3 ||
+		v.Transaction.Source != tracking.SourceHTTP || v.Transaction.Node != "n1" || !v.Transaction.Created.Equal(testTime) {
+		t.Errorf("tx1: got %+v, want partially_failed, 3 accepted, 3 rejected, http, n1, created %v", v.Transaction, testTime)
+	}
+	var stages []string
+	for _, b := range v.Blocks {
+		stages = append(stages, string(b.Stage))
+		if b.Stage == tracking.StageValidate && (b.RowsIn != 5 || b.RowsOut != 3 || b.CPUTime != 2*time.Millisecond) {
+			t.Errorf("tx1 validate: got %+v, want 5 in, 3 out, 2ms CPU", b)
+		}
+		if b.Stage == tracking.StageCommit && !b.Finished.Equal(testTime.Add(10*time.Millisecond)) {
+			t.Errorf("tx1 commit: finished %v, want the AppendedAt %v", b.Finished, testTime.Add(10*time.Millisecond))
+		}
+	}
+	if fmt.Sprint(stages) != "[ingress validate commit apply forecast]" {
+		t.Errorf("tx1 blocks: got %v", stages)
+	}
+	v2, err := ts.Transaction(ctx, nil, m2.TxID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v2.Transaction.Status != tracking.StatusSucceeded || v2.Transaction.Accepted != 300 {
+		t.Errorf("tx2: got %+v, want succeeded with 300 accepted", v2.Transaction)
+	}
+	for _, b := range v2.Blocks {
+		if b.Stage == tracking.StageCommit && (b.Parts != len(parts) || b.RowsOut != 300) {
+			t.Errorf("tx2 commit: got %d parts %d rows, want %d parts 300 rows (duplicate not counted)", b.Parts, b.RowsOut, len(parts))
+		}
+	}
+	evs, _, err := ts.Object(ctx, nil, "o-worse", 0, "")
+	if err != nil || len(evs) != 1 || evs[0].Outcome != tracking.OutcomeRejected || evs[0].Reason == "" || evs[0].TxID != m1.TxID {
+		t.Errorf("object o-worse: got %+v (%v), want one rejected event of tx1 with a reason", evs, err)
+	}
+}
+
+type readCloser struct{ *bytes.Buffer }
+
+func (readCloser) Close() error { return nil }
+
+// TestTrackingInterruptedTransaction: a 3-part transaction whose part 2
+// never arrives (the receiving node crashed) shows in_progress, stopped
+// after commit; once the part arrives (a retry) it completes.
+func TestTrackingInterruptedTransaction(t *testing.T) {
+	mem := checkedMem(t)
+	s := openMemStore(t, nil)
+	a := &logApplier{t: t, fsms: []*FSM{NewFSM(s, testLogger(t))}}
+	sc := testSchema("exports", "")
+	a.apply(testTime, mustCreate(t, sc))
+	m := trackMeta("exports", testTime)
+	rows := benchRows(300, 2)
+	m.RowsIn = len(rows)
+	b := buildBatch(t, mem, &sc, rows, 100, nil)
+	defer b.Release()
+	parts := mustIngest(t, m, &sc, b, 2048)
+	if len(parts) < 3 {
+		t.Fatalf("got %d parts, want >= 3", len(parts))
+	}
+	a.apply(testTime.Add(5*time.Millisecond), parts[0])
+	a.apply(testTime.Add(6*time.Millisecond), parts[2:]...)
+
+	ts := s.Tracking()
+	v, err := ts.Transaction(t.Context(), nil, m.TxID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Transaction.Status != tracking.StatusInProgress || v.Progress.LastCompleted != tracking.StageCommit ||
+		v.Progress.CurrentStage != tracking.StageApply {
+		t.Fatalf("interrupted: got status %s progress %+v, want in_progress, last completed commit, current apply",
+			v.Transaction.Status, v.Progress)
+	}
+	a.apply(testTime.Add(time.Second), parts[1])
+	v, err = ts.Transaction(t.Context(), nil, m.TxID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.Transaction.Status != tracking.StatusSucceeded || v.Progress.LastCompleted != tracking.StageApply {
+		t.Fatalf("completed: got status %s progress %+v, want succeeded after apply", v.Transaction.Status, v.Progress)
+	}
+	for _, blk := range v.Blocks {
+		if blk.Stage == tracking.StageApply && (blk.RowsOut != 300 || !blk.Started.Equal(testTime.Add(5*time.Millisecond)) ||
+			!blk.Finished.Equal(testTime.Add(time.Second))) {
+			t.Errorf("apply block: got %+v, want 300 rows from the first part's append to the last's", blk)
+		}
+	}
+}
+
+// failWriter fails every tracking write.
+type failWriter struct{}
+
+var errInjected = errors.New("injected tracking write failure")
+
+func (failWriter) Set(_, _ []byte, _ *pebble.WriteOptions) error         { return errInjected }
+func (failWriter) Delete(_ []byte, _ *pebble.WriteOptions) error         { return errInjected }
+func (failWriter) DeleteRange(_, _ []byte, _ *pebble.WriteOptions) error { return errInjected }
+
+// TestTrackingWriteErrorKeepsIngest: failing tracking writes are counted
+// and the ingest succeeds with all its rows.
+func TestTrackingWriteErrorKeepsIngest(t *testing.T) {
+	mem := checkedMem(t)
+	s := openMemStore(t, nil)
+	f := NewFSM(s, testLogger(t))
+	f.trackWriter = func(tracking.Writer) tracking.Writer { return failWriter{} }
+	a := &logApplier{t: t, fsms: []*FSM{f}}
+	sc := testSchema("exports", "")
+	a.apply(testTime, mustCreate(t, sc))
+	m := trackMeta("exports", testTime)
+	b := buildBatch(t, mem, &sc, []row{{"p1", "EU", 100, 1, 2, "o-1"}}, 10, []stream.RowError{{Row: 2, ObjectID: "o-2", Reason: "bad"}})
+	defer b.Release()
+	res, ok := a.apply(testTime, mustIngest(t, m, &sc, b, 0)...)[0].(*IngestResult)
+	if !ok || res.Accepted != 1 || res.Rejected != 1 {
+		t.Fatalf("ingest: got %+v, want 1 accepted, 1 rejected", res)
+	}
+	if n := s.TrackingWriteErrors(); n == 0 {
+		t.Errorf("tracking write errors: got 0, want > 0")
+	}
+	if rec, ok, err := s.Transaction("exports", m.TxID); !ok || err != nil || rec.Accepted != 1 {
+		t.Errorf("transaction record: got %+v %v %v, want 1 accepted", rec, ok, err)
+	}
+	obs, err := s.Observations(t.Context(), "exports", stream.SeriesID("exports", []string{"p1", "EU"}), math.MinInt32, math.MaxInt32)
+	if err != nil || len(obs) != 1 {
+		t.Errorf("observations: got %v %v, want 1", obs, err)
+	}
+	if _, err := s.Tracking().Transaction(t.Context(), nil, m.TxID); !errors.Is(err, tracking.ErrNotFound) {
+		t.Errorf("tracking transaction: got %v, want not found (writes failed)", err)
+	}
+}
+
+// TestMonitorTrackingAlarm: a rise of the tracking write error count
+// raises tracking_write:<node>, which is cleared after a quiet period.
+func TestMonitorTrackingAlarm(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fr := newFakeRaft()
+		var errs int64
+		cfg := fr.config(t)
+		cfg.TrackingWriteErrors = func() int64 { fr.mu.Lock(); defer fr.mu.Unlock(); return errs }
+		cfg.TrackingClearAfter = time.Minute
+		startMonitor(t, cfg)
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		check(t, "no errors", fr.take(), "")
+		fr.set(func(*fakeRaft) { errs = 3 })
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		check(t, "errors", fr.take(), "raise tracking_write:n1")
+		time.Sleep(30 * time.Second)
+		synctest.Wait()
+		check(t, "quiet 30s", fr.take(), "")
+		time.Sleep(40 * time.Second)
+		synctest.Wait()
+		check(t, "quiet 70s", fr.take(), "clear tracking_write:n1")
+	})
+}
+
+// TestTrackingExpireReclaimsSpace ingests ten days of transactions on disk,
+// applies CmdTrackExpire with an eight-day cutoff, compacts, and checks
+// that the tracking records are gone and their space reclaimed.
+func TestTrackingExpireReclaimsSpace(t *testing.T) {
+	if testing.Short() {
+		t.Skip("writes ten days of tracking records")
+	}
+	const days, txPerDay, rowsPerTx = 10, 8, 120
+	mem := checkedMem(t)
+	s, err := OpenStore(StoreConfig{Dir: t.TempDir(), Logger: testLogger(t), TrackingRetention: 2 * 24 * time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	a := &logApplier{t: t, fsms: []*FSM{NewFSM(s, testLogger(t))}}
+	sc := testSchema("exports", "")
+	start := testTime.Truncate(24 * time.Hour)
+	a.apply(start, mustCreate(t, sc))
+	ids := make([][]string, days)
+	for d := range days {
+		for i := range txPerDay {
+			at := start.Add(time.Duration(d)*24*time.Hour + time.Duration(i)*time.Minute)
+			m := trackMeta("exports", at)
+			rows := benchRows(rowsPerTx, d*txPerDay+i)
+			m.RowsIn = rowsPerTx + 1
+			b := buildBatch(t, mem, &sc, rows, rowsPerTx, []stream.RowError{{Row: rowsPerTx + 1, ObjectID: fmt.Sprint("bad-", d, "-", i), Reason: "bad"}})
+			a.apply(at.Add(5*time.Millisecond), mustIngest(t, m, &sc, b, 0)...)
+			b.Release()
+			ids[d] = append(ids[d], m.TxID)
+		}
+	}
+	lo, hi := []byte{prefixTracking}, []byte{prefixTracking + 1}
+	usage := func() uint64 {
+		t.Helper()
+		if err := s.db.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.db.Compact(t.Context(), lo, hi, false); err != nil {
+			t.Fatal(err)
+		}
+		n, err := s.db.EstimateDiskUsage(lo, hi)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := usage()
+	cutoff := s.Tracking().Cutoff(start.Add(days * 24 * time.Hour)) // start of day 8
+	exp, err := EncodeTrackExpire(cutoff, "n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.apply(start.Add(days*24*time.Hour), exp)
+	after := usage()
+	t.Logf("tracking bytes on disk: %d before expiry, %d after", before, after)
+	if after >= before/2 {
+		t.Errorf("tracking bytes after expiring 80%%: got %d, want < %d", after, before/2)
+	}
+	ctx := t.Context()
+	for _, tc := range []struct {
+		d    int
+		gone bool
+	}{{0, true}, {7, true}, {8, false}, {9, false}} {
+		_, err := s.Tracking().Transaction(ctx, nil, ids[tc.d][3])
+		if gone := errors.Is(err, tracking.ErrNotFound); gone != tc.gone {
+			t.Errorf("day %d transaction: got %v, want gone=%v", tc.d, err, tc.gone)
+		}
+		evs, _, err := s.Tracking().Object(ctx, nil, fmt.Sprint("bad-", tc.d, "-3"), 0, "")
+		if err != nil || (len(evs) == 0) != tc.gone {
+			t.Errorf("day %d object: got %d events (%v), want gone=%v", tc.d, len(evs), err, tc.gone)
+		}
+	}
+	// The data itself is untouched.
+	if ds := s.Datasets(); ds[0].Transactions != days*txPerDay {
+		t.Errorf("transactions in the dataset: got %d, want %d", ds[0].Transactions, days*txPerDay)
+	}
+}
+
+// BenchmarkApplyIngestTracking applies 10,000-row transactions through
+// FSM.ApplyBatch as a Raft node does (disk, NoSync), with tracking off,
+// on without the object index (track_objects: false) and on with it (one
+// object-index key per row). The target: objects >= 90% of off.
+func BenchmarkApplyIngestTracking(b *testing.B) {
+	for _, mode := range []string{"off", "on", "objects"} {
+		b.Run("tracking="+mode+"/rows=10000", func(b *testing.B) {
+			s, err := OpenStore(StoreConfig{Dir: b.TempDir()})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer s.Close()
+			f := NewFSM(s, nil)
+			f.trackingOff = mode == "off"
+			a := &logApplier{t: b, fsms: []*FSM{f}}
+			sc := testSchema("d", "")
+			if mode != "objects" {
+				sc.TrackObjects = ptr(false)
+			}
+			a.apply(testTime, mustCreate(b, sc))
+			mem := memory.NewGoAllocator()
+			batches := make([]*stream.Batch, 8)
+			for i := range batches {
+				batches[i] = buildBatch(b, mem, &sc, benchRows(10000, i), 10000, nil)
+				defer batches[i].Release()
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				b.StopTimer()
+				at := testTime.Add(time.Duration(i) * time.Second)
+				m := trackMeta("d", at)
+				m.RowsIn = 10000
+				// Distinct object ids per transaction, as real orders are.
+				parts := mustIngest(b, m, &sc, batches[i%len(batches)], 0)
+				i++
+				b.StartTimer()
+				for _, r := range a.apply(at.Add(5*time.Millisecond), parts...) {
+					if _, ok := r.(*IngestResult); !ok {
+						b.Fatalf("response %v", r)
+					}
+				}
+			}
+			b.ReportMetric(10000*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+			if n := s.TrackingWriteErrors(); n != 0 {
+				b.Fatalf("tracking write errors: %d", n)
+			}
+		})
+	}
+}
