@@ -33,6 +33,7 @@ func (c *Cluster) memberChanged(m Member) {
 func (c *Cluster) bootstrapLoop() {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
+	lastConflict := ""
 	for {
 		select {
 		case <-c.ctx.Done():
@@ -71,7 +72,10 @@ func (c *Cluster) bootstrapLoop() {
 			continue // an existing cluster will add us
 		}
 		if conflict != "" {
-			c.log.Error("not bootstrapping: conflicting bootstrap_expect", "detail", conflict)
+			if conflict != lastConflict { // once per conflict, not every tick
+				c.log.Error("not bootstrapping: conflicting bootstrap_expect", "detail", conflict)
+				lastConflict = conflict
+			}
 			continue
 		}
 		if len(servers) < c.cfg.BootstrapExpect {

@@ -78,16 +78,22 @@ type membership struct {
 	members map[string]*Member
 }
 
+// eventDelegate queues copies of the nodes: n points into memberlist's
+// state, which it updates in place under its node lock (held during these
+// calls, so copying here is race-free; reading n later is not).
 type eventDelegate struct{ ch chan<- memberlist.NodeEvent }
 
 func (d eventDelegate) NotifyJoin(n *memberlist.Node) {
-	d.ch <- memberlist.NodeEvent{Event: memberlist.NodeJoin, Node: n}
+	c := *n
+	d.ch <- memberlist.NodeEvent{Event: memberlist.NodeJoin, Node: &c}
 }
 func (d eventDelegate) NotifyLeave(n *memberlist.Node) {
-	d.ch <- memberlist.NodeEvent{Event: memberlist.NodeLeave, Node: n}
+	c := *n
+	d.ch <- memberlist.NodeEvent{Event: memberlist.NodeLeave, Node: &c}
 }
 func (d eventDelegate) NotifyUpdate(n *memberlist.Node) {
-	d.ch <- memberlist.NodeEvent{Event: memberlist.NodeUpdate, Node: n}
+	c := *n
+	d.ch <- memberlist.NodeEvent{Event: memberlist.NodeUpdate, Node: &c}
 }
 
 // metaDelegate serves our metadata; the other Delegate hooks are unused.
@@ -213,11 +219,13 @@ func (m *membership) setMeta(f func(*NodeMeta)) {
 	}
 }
 
-// loop applies memberlist events and polls for suspect states (memberlist
-// has no event for those) until done closes.
+// loop applies memberlist events until done closes.
+//
+// Suspect states are not reported: memberlist has no event for them, and
+// the only way to see them, Memberlist.Members, returns pointers into its
+// state that it keeps writing under its own lock, so polling it was a data
+// race (found by the in-memory cluster tests under -race).
 func (m *membership) loop(done <-chan struct{}) {
-	t := time.NewTicker(200 * time.Millisecond)
-	defer t.Stop()
 	for {
 		select {
 		case <-done:
@@ -231,14 +239,36 @@ func (m *membership) loop(done <-chan struct{}) {
 				}
 			}
 			m.set(ev.Node, status)
+		}
+	}
+}
+
+// reconnectLoop tries every interval to re-join the members it sees as
+// dead, until done closes (Serf's reconnect). memberlist alone never talks
+// to a node it declared dead again (it gossips to it only for
+// GossipToTheDeadTime), so after a partition longer than that heals both
+// sides would keep seeing the other dead, and a follower could not forward
+// to a leader it sees dead. Found by the in-memory partition test.
+func (m *membership) reconnectLoop(done <-chan struct{}, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
 		case <-t.C:
-			for _, n := range m.ml.Members() {
-				st := StatusAlive
-				if n.State == memberlist.StateSuspect {
-					st = StatusSuspect
-				}
-				m.set(n, st)
+		}
+		var addrs []string
+		for _, mem := range m.list() {
+			if mem.Status == StatusDead {
+				addrs = append(addrs, mem.Addr)
 			}
+		}
+		if len(addrs) == 0 {
+			continue
+		}
+		if n, _ := m.ml.Join(addrs); n > 0 {
+			m.log.Info("reconnected to failed members", "contacted", n)
 		}
 	}
 }

@@ -119,6 +119,7 @@ func (c *Cluster) openRaft() error {
 	}
 	done := c.ctx.Done()
 	c.wg.Go(func() { c.members.loop(done) })
+	c.wg.Go(func() { c.members.reconnectLoop(done, 5*cfg.ProbeInterval) })
 	c.wg.Go(c.monitorLeadership)
 	if !hasState {
 		c.wg.Go(c.bootstrapLoop)
