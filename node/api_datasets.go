@@ -44,6 +44,9 @@ func (n *Node) createDataset(w http.ResponseWriter, r *http.Request) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
+	if err := validateForecastModel(s.Forecast); err != nil {
+		return err
+	}
 	entry, err := cluster.EncodeCreateDataset(s, time.Now().UTC())
 	if err != nil {
 		return err

@@ -68,6 +68,7 @@ func (n *Node) routes() http.Handler {
 	n.handle(mux, "POST /v1/datasets/{name}/records", "ingest", n.ingest)
 	n.handle(mux, "GET /v1/datasets/{name}/series", "list_series", n.listSeries)
 	n.handle(mux, "GET /v1/datasets/{name}/series/{id}/observations", "observations", n.observations)
+	n.forecastRoutes(mux)
 	n.handle(mux, "GET /v1/status", "status", n.status)
 	n.handle(mux, "GET /v1/alarms", "alarms", n.alarms)
 	n.handle(mux, "GET /v1/cluster/members", "members", n.clusterMembers)

@@ -33,6 +33,7 @@ type Node struct {
 	reg     *prometheus.Registry
 	metrics *metrics
 	cl      *cluster.Cluster
+	fc      *cluster.Forecaster // this node's forecast refresher (api_forecast.go)
 
 	httpLn      net.Listener
 	httpSrv     *http.Server
@@ -112,6 +113,11 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("open cluster state: %w", err)
 	}
 	n.cl = cl
+	if n.fc, err = cl.StartForecaster(cluster.ForecasterConfig{}); err != nil {
+		_ = cl.Close()
+		n.closeListeners()
+		return nil, fmt.Errorf("start forecaster: %w", err)
+	}
 	am := cluster.NewAlarmMetrics(n.reg)
 	am.SetSource(func() []cluster.Alarm { return append(cl.Store().ActiveAlarms(), cl.LocalAlarms()...) })
 	n.reg.MustRegister(newRaftCollector(cl))
