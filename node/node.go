@@ -107,6 +107,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		HTTP3Addr:       a.HTTP3,
 		Version:         cfg.Version,
 		AlarmWebhooks:   cfg.AlarmWebhooks,
+		Store:           cluster.StoreConfig{TrackingRetention: cfg.TrackingRetention},
 	})
 	if err != nil {
 		n.closeListeners()
@@ -121,6 +122,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	am := cluster.NewAlarmMetrics(n.reg)
 	am.SetSource(func() []cluster.Alarm { return append(cl.Store().ActiveAlarms(), cl.LocalAlarms()...) })
 	n.reg.MustRegister(newRaftCollector(cl))
+	registerTrackingMetrics(n.reg, cl)
 	return n, nil
 }
 

@@ -45,7 +45,8 @@ func newRootCmd() *cobra.Command {
 		Version:       version,
 	}
 	root.AddCommand(newNodeCmd(), newDemoCmd(), newForecastCmd())
-	root.AddCommand(newPushCmd(), newBenchCmd())
+	root.AddCommand(newPushCmd(), newBenchCmd(), newBacktestCmd())
 	root.AddCommand(append(newOpsCmds(), newDrillCmd())...)
+	root.AddCommand(newTrackCmd())
 	return root
 }
