@@ -552,8 +552,22 @@ func TestSnapshotSaveRestore(t *testing.T) {
 		t.Fatal("write after the snapshot changed nothing")
 	}
 
+	// One follower is cut off during the restore and lags behind it.
+	lag := tc.Followers()[0]
+	tc.Disconnect(lag)
 	if _, err := leader.C().SnapshotRestore(ctxT(t, wait), bytes.NewReader(snap.Bytes())); err != nil {
 		t.Fatalf("snapshot restore: %v", err)
+	}
+	tc.Heal()
+	// A consistent read right after the restore sees the restored state
+	// on every node, not a node's pre-restore one.
+	for _, n := range append([]*clustertest.Node{lag}, tc.Running()...) {
+		if _, err := n.C().ConsistentRead(ctxT(t, wait)); err != nil {
+			t.Fatal(err)
+		}
+		if got := state(t, n.C(), "sales"); got != want {
+			t.Errorf("%s: state after restore + ConsistentRead:\n%s\nwant:\n%s", n.Name, got, want)
+		}
 	}
 	testutil.WaitFor(t, wait, func() error {
 		for _, n := range tc.Running() {

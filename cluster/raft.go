@@ -534,7 +534,8 @@ func (c *Cluster) SnapshotSave(ctx context.Context, w io.Writer) (uint64, error)
 
 // SnapshotRestore replaces the whole cluster state with a snapshot written
 // by SnapshotSave; it must run on the leader. Every node ends up with the
-// restored state. It returns the restore's Raft index.
+// restored state. It returns the index of a no-op entry committed after the
+// restore: once a node applied it, it has the restored state.
 func (c *Cluster) SnapshotRestore(ctx context.Context, r io.Reader) (uint64, error) {
 	if c.raft == nil {
 		return 0, errors.New("cluster: standalone node has no raft")
@@ -549,7 +550,21 @@ func (c *Cluster) SnapshotRestore(ctx context.Context, r io.Reader) (uint64, err
 	if err := c.raft.Restore(meta, body, applyTimeout(ctx)); err != nil {
 		return 0, fmt.Errorf("restore: %w", err)
 	}
-	return c.raft.LastIndex(), nil
+	// The restored FSM's applied index is the one stored in the snapshot,
+	// below what every follower already applied, so a read index taken now
+	// would let a follower that has not installed the restore yet answer
+	// from its old state (found by the in-memory cluster tests). A no-op
+	// command (clearing an alarm id that is never raised) moves the FSM
+	// index past the restore on every node that installed it.
+	e, err := EncodeAlarmClear("snapshot_restore", time.Now(), c.cfg.NodeName, "snapshot restored")
+	if err != nil {
+		return 0, err
+	}
+	_, index, err := c.applyLeader(ctx, e)
+	if err != nil {
+		return 0, fmt.Errorf("restore: commit marker: %w", err)
+	}
+	return index, nil
 }
 
 // Addrs returns the bound Raft (cluster port) and gossip addresses; empty
