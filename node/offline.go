@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 
+	"github.com/demandflow/demandflow/cluster"
 	"github.com/demandflow/demandflow/forecast"
 )
 
@@ -23,4 +24,19 @@ func ForecastModels() []string { return forecast.ModelNames }
 // graph in STYLE.md requires.
 func ForecastFile(ctx context.Context, in io.Reader, out io.Writer, opts ForecastFileOptions, progress func(done, total int)) (ForecastFileStats, error) {
 	return forecast.ForecastCSV(ctx, in, out, opts, progress)
+}
+
+// BenchForecastOptions configures BenchForecast; see
+// cluster.BenchForecastOptions.
+type BenchForecastOptions = cluster.BenchForecastOptions
+
+// BenchForecastReport is BenchForecast's result; see
+// cluster.BenchForecastReport.
+type BenchForecastReport = cluster.BenchForecastReport
+
+// BenchForecast measures the forecasting engine and (EndToEnd) a node's
+// whole refresh path on synthetic monthly series, without a running node.
+// It is here for the command line, like ForecastFile.
+func BenchForecast(ctx context.Context, o BenchForecastOptions) (BenchForecastReport, error) {
+	return cluster.BenchForecast(ctx, o)
 }

@@ -32,7 +32,7 @@ func newBenchCmd() *cobra.Command {
 		Use:   "bench",
 		Short: "Benchmarks that drive a node or cluster from outside, like a client",
 	}
-	cmd.AddCommand(newBenchIngestCmd())
+	cmd.AddCommand(newBenchIngestCmd(), newBenchForecastCmd())
 	return cmd
 }
 

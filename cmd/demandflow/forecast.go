@@ -22,7 +22,7 @@ func newForecastCmd() *cobra.Command {
 		Use:   "forecast",
 		Short: "Forecast series (offline from a file, or from a node)",
 	}
-	cmd.AddCommand(newForecastFileCmd())
+	cmd.AddCommand(newForecastFileCmd(), newForecastGetCmd())
 	return cmd
 }
 
