@@ -538,6 +538,35 @@ func (d *drill) cycle(ctx context.Context, w *drillWriter, n int) (*DrillCycle, 
 	cfg.Logf("cycle %d: detect %.0f ms, elect %.0f ms (%s), failover %.0f ms, %d failed attempts",
 		n, c.DetectMS, c.ElectMS, c.NewLeader, c.FailoverMS, c.Errors)
 
+	// The dead node is alarmed on every survivor (node_down, through Raft).
+	c.AlarmMS = -1
+	downID := "node_down:" + old.name
+	if err := d.waitFor(ctx, "node_down alarm on every survivor", func() error {
+		for _, s := range cfg.Controller.Nodes() {
+			if s.Name == old.name || s.URL == "" {
+				continue
+			}
+			type alarm struct {
+				ID string `json:"id"`
+			}
+			var v struct {
+				Active []alarm `json:"active"`
+			}
+			if err := d.getJSON(ctx, s.URL, "/v1/alarms", nil, &v); err != nil {
+				return err
+			}
+			if !slices.ContainsFunc(v.Active, func(a alarm) bool { return a.ID == downID }) {
+				return fmt.Errorf("%s: no %s alarm", s.Name, downID)
+			}
+		}
+		return nil
+	}); err != nil {
+		cfg.Logf("cycle %d: %v", n, err)
+	} else {
+		c.AlarmMS = since()
+		cfg.Logf("cycle %d: %s alarmed on every survivor after %.0f ms", n, downID, c.AlarmMS)
+	}
+
 	restartAt := time.Now()
 	if err := cfg.Controller.Restart(ctx, old.name); err != nil {
 		return c, fmt.Errorf("restart %s: %w", old.name, err)

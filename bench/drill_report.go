@@ -30,6 +30,9 @@ type DrillCycle struct {
 	Errors int `json:"errors"`
 	// RejoinMS is restart -> the restarted node is ready and caught up.
 	RejoinMS float64 `json:"rejoin_ms"`
+	// AlarmMS is kill -> every survivor lists node_down:<killed> among its
+	// active alarms (GET /v1/alarms); -1 when not seen.
+	AlarmMS float64 `json:"alarm_ms"`
 }
 
 // DrillStat summarizes one measurement over the cycles.
@@ -73,7 +76,7 @@ type DrillReport struct {
 	// AckLatencyMS is the latency of acked write attempts.
 	AckLatencyMS DrillLatency `json:"ack_latency_ms"`
 	// Summary has median and worst of failover_ms, detect_ms, elect_ms,
-	// error_window_ms and rejoin_ms over the measured cycles.
+	// error_window_ms, rejoin_ms and alarm_ms over the measured cycles.
 	Summary      map[string]DrillStat `json:"summary"`
 	ErrorSamples []string             `json:"error_samples,omitempty"`
 }
@@ -99,6 +102,7 @@ func (r *DrillReport) finish() {
 		"elect_ms":        func(c DrillCycle) float64 { return c.ElectMS },
 		"error_window_ms": func(c DrillCycle) float64 { return c.ErrorWindowMS },
 		"rejoin_ms":       func(c DrillCycle) float64 { return c.RejoinMS },
+		"alarm_ms":        func(c DrillCycle) float64 { return c.AlarmMS },
 	}
 	for k, f := range pick {
 		var xs []float64
@@ -136,15 +140,15 @@ func (r *DrillReport) WriteJSON(w io.Writer) error {
 // WriteTable prints the cycles, the summary and the row check.
 func (r *DrillReport) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "cycle\tkilled\tnew leader\tdetect ms\telect ms\tfailover ms\terror window ms\terrors\trejoin ms\t")
+	fmt.Fprintln(tw, "cycle\tkilled\tnew leader\tdetect ms\telect ms\tfailover ms\terror window ms\terrors\talarm ms\trejoin ms\t")
 	for _, c := range r.Cycles {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t\n", c.Cycle, c.Killed, dashIfEmpty(c.NewLeader),
-			msCell(c.DetectMS), msCell(c.ElectMS), msCell(c.FailoverMS), msCell(c.ErrorWindowMS), c.Errors, msCell(c.RejoinMS))
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%s\t%s\t\n", c.Cycle, c.Killed, dashIfEmpty(c.NewLeader),
+			msCell(c.DetectMS), msCell(c.ElectMS), msCell(c.FailoverMS), msCell(c.ErrorWindowMS), c.Errors, msCell(c.AlarmMS), msCell(c.RejoinMS))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	for _, k := range []string{"detect_ms", "elect_ms", "failover_ms", "error_window_ms", "rejoin_ms"} {
+	for _, k := range []string{"detect_ms", "elect_ms", "failover_ms", "error_window_ms", "alarm_ms", "rejoin_ms"} {
 		if s, ok := r.Summary[k]; ok {
 			fmt.Fprintf(w, "%-16s median %8.1f   worst %8.1f\n", k, s.Median, s.Worst)
 		}

@@ -154,6 +154,14 @@ func (f *fakeCluster) handler(name string) http.Handler {
 				ms = append(ms, map[string]any{"name": n, "status": st, "raft_addr": n + ":raft", "leader": n == f.leader})
 			}
 			js(w, 200, map[string]any{"members": ms, "node": name})
+		case p == "/v1/alarms":
+			active := []map[string]string{}
+			for _, n := range f.names {
+				if f.dead[n] {
+					active = append(active, map[string]string{"id": "node_down:" + n})
+				}
+			}
+			js(w, 200, map[string]any{"active": active, "node": name})
 		case p == "/v1/datasets" && r.Method == http.MethodPost:
 			var s struct{ Name string }
 			_ = json.NewDecoder(r.Body).Decode(&s)
