@@ -168,7 +168,10 @@ func (f *FSM) trackIngest(ac *applyCtx, e *dsEntry, h *ingestHeader, recs []arro
 		// the whole transaction; whichever part is applied first says so.
 		in := int64(h.RowsIn)
 		validateErr := ""
-		if h.RejectedRows > 0 {
+		switch {
+		case h.RejectedRows == 1:
+			validateErr = "1 row rejected"
+		case h.RejectedRows > 1:
 			validateErr = fmt.Sprintf("%d rows rejected", h.RejectedRows)
 		}
 		blocks = append(blocks,

@@ -50,6 +50,20 @@
 // Store.Update for tests and for nodes that keep tracking apart; both modes
 // share the code.
 //
+// # Stages after apply
+//
+// The FSM records ingress, validate, commit and apply from the ingest
+// entries themselves (cluster/fsm_tracking.go). Forecast and egress blocks
+// come later, from whichever node did the work, through
+// cluster.Cluster.RecordBlocks: queued without blocking, proposed as one
+// CmdTrackBlocks Raft entry per 200 ms or 500 blocks, dropped and counted
+// when the queue is full. Egress means a delivery that moves a
+// transaction's data out of the cluster (export jobs, webhook
+// subscriptions); plain reads (GET observations or forecasts) are not
+// tracked, because a Raft write per GET would cost more than the read
+// itself. Apply has no duration of its own: its times are the leader's
+// append times (raft.Log.AppendedAt), never a clock read during apply.
+//
 // # Invariants
 //
 //   - Tracking never fails an ingest: Recorder errors are counted
