@@ -26,6 +26,9 @@
 //
 // Fitted models that support it (ETS) implement Updater: Update advances
 // the state over new observations with fixed parameters, without refitting.
+// Refresh does the same for the auto ensemble (ETS members updated, Theta
+// refit), which is what a node does on each new point; Engine.RunFitted
+// returns the fitted models a caller keeps for that.
 //
 // # Model search speed
 //
