@@ -63,7 +63,8 @@ type ForecasterConfig struct {
 	MaxUpdatePoints int
 	// CacheSize bounds the cached fitted models; default 200000.
 	CacheSize int
-	// Workers is the engine's parallelism; default GOMAXPROCS.
+	// Workers is the engine's parallelism; default GOMAXPROCS-1 (at least
+	// 1), so background refits leave a core to ingest and reads.
 	Workers int
 	// ApplyTimeout bounds one results proposal; default 30s.
 	ApplyTimeout time.Duration
@@ -87,7 +88,7 @@ func (c ForecasterConfig) withDefaults() ForecasterConfig {
 		c.CacheSize = 200000
 	}
 	if c.Workers <= 0 {
-		c.Workers = runtime.GOMAXPROCS(0)
+		c.Workers = max(1, runtime.GOMAXPROCS(0)-1)
 	}
 	if c.ApplyTimeout <= 0 {
 		c.ApplyTimeout = 30 * time.Second
