@@ -1,12 +1,14 @@
 package cluster
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -67,11 +69,22 @@ func (ac *applyCtx) forecastWork() *forecastWork {
 // by transaction txID (kept so the forecast stage can be tracked).
 func (ac *applyCtx) markDirty(e *dsEntry, r arrow.RecordBatch, index uint64, txID string) {
 	w := ac.forecastWork()
-	sids := r.Column(stream.IdxSeriesID).(*array.Uint64)
 	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(txID)), index)
 	v = append(v, txID...)
-	for i := range sids.Len() {
-		sid := sids.Value(i)
+	// writeRows just sorted r's rows by series id into ac.order: marking
+	// in that order inserts the marks in key order (cheap for the
+	// memtable) and the run-length check below skips repeats.
+	order := ac.order
+	if len(order) != int(r.NumRows()) {
+		sids := r.Column(stream.IdxSeriesID).(*array.Uint64)
+		order = order[:0]
+		for i := range sids.Len() {
+			order = append(order, rowOrder{sid: sids.Value(i)})
+		}
+		slices.SortFunc(order, func(a, b rowOrder) int { return cmp.Compare(a.sid, b.sid) })
+	}
+	for _, o := range order {
+		sid := o.sid
 		if w.haveLast && sid == w.lastSID && w.lastDS == e.id && w.lastIdx == index {
 			continue
 		}
