@@ -67,6 +67,55 @@ var (
 // down (negative multiplicative trend). resid, if not nil, receives the
 // errors (relative ones for multiplicative error).
 func etsFilter(y []float64, sp etsSpec, m int, p etsParams, st, ring, resid []float64) (lik, mse float64, ok bool) {
+	if sp.trend == 'M' {
+		return etsFilterGeneric(y, sp, m, p, st, ring, resid)
+	}
+	multErr := sp.err == 'M'
+	k := 1
+	if sp.trend != 'N' {
+		k = 2
+	}
+	if sp.season != 'N' {
+		for j := range m {
+			ring[j] = st[k+m-1-j]
+		}
+	}
+	var sse, sse2, logf float64
+	switch {
+	case sp.season == 'N' && sp.trend == 'N':
+		sse, sse2, logf = etsFilterNN(y, multErr, p.alpha, st, resid)
+	case sp.season == 'N':
+		sse, sse2, logf = etsFilterAN(y, multErr, p, st, resid)
+	case sp.season == 'A' && sp.trend == 'N':
+		sse, sse2, logf = etsFilterNA(y, multErr, p, m, st, ring, resid)
+	case sp.season == 'A':
+		sse, sse2, logf = etsFilterAA(y, multErr, p, m, st, ring, resid)
+	case sp.trend == 'N':
+		sse, sse2, logf = etsFilterNM(y, multErr, p, m, st, ring, resid)
+	default:
+		sse, sse2, logf = etsFilterAM(y, multErr, p, m, st, ring, resid)
+	}
+	if sp.season != 'N' {
+		pos := len(y) % m
+		for i := range m {
+			j := pos + m - 1 - i
+			if j >= m {
+				j -= m
+			}
+			st[k+i] = ring[j]
+		}
+	}
+	n := float64(len(y))
+	lik = n * math.Log(sse)
+	if multErr {
+		lik += 2 * logf
+	}
+	return lik, sse2 / n, true
+}
+
+// etsFilterGeneric is etsFilter for any class, including multiplicative
+// trends, with a per-step switch on the class.
+func etsFilterGeneric(y []float64, sp etsSpec, m int, p etsParams, st, ring, resid []float64) (lik, mse float64, ok bool) {
 	l := st[0]
 	b := 0.0
 	k := 1

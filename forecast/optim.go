@@ -29,10 +29,17 @@ func nelderMead(x []float64, fn func([]float64) float64, abstol, reltol float64,
 // nmState is a Nelder-Mead minimisation that can be paused after a number
 // of evaluations and resumed; a paused and resumed run takes exactly the
 // steps of an uninterrupted one.
+//
+// The simplex is stored vertex by vertex: v[j*n:(j+1)*n] is vertex j
+// (j = 0..n) and fv[j] its function value; slot n+1 holds the centroid (and
+// the reflected point), as column n+1 of nmmin's matrix P. Every sum is
+// taken in nmmin's order, so results are bit for bit those of its
+// coordinate-major layout.
 type nmState struct {
 	fn              func([]float64) float64
-	n, c            int
-	p               []float64 // (n+1) x (n+2), row-major
+	n               int
+	v               []float64 // (n+2) vertices of n coordinates
+	fv              []float64 // n+2 function values
 	bvec            []float64
 	abstol, convtol float64
 	L               int
@@ -42,7 +49,8 @@ type nmState struct {
 	done            bool
 }
 
-func (s *nmState) at(i, j int) *float64 { return &s.p[i*s.c+j] }
+// vert returns vertex j (0-based; n+1 is the centroid slot).
+func (s *nmState) vert(j int) []float64 { return s.v[j*s.n : (j+1)*s.n : (j+1)*s.n] }
 
 func (s *nmState) eval() float64 {
 	f := s.fn(s.bvec)
@@ -56,26 +64,24 @@ func (s *nmState) eval() float64 {
 // newNM evaluates the start and builds the initial simplex.
 func newNM(x []float64, fn func([]float64) float64, abstol, reltol float64) *nmState {
 	n := len(x)
-	s := &nmState{fn: fn, n: n, c: n + 2, abstol: abstol}
-	s.p = make([]float64, (n+1)*s.c)
-	s.bvec = append([]float64(nil), x...)
+	s := &nmState{fn: fn, n: n, abstol: abstol}
+	buf := make([]float64, (n+2)*n+(n+2)+n)
+	s.v = buf[:(n+2)*n]
+	s.fv = buf[(n+2)*n : (n+2)*n+n+2]
+	s.bvec = buf[(n+2)*n+n+2:]
+	copy(s.bvec, x)
 	f := fn(s.bvec)
 	s.funcount = 1
 	if math.IsNaN(f) || math.IsInf(f, 0) {
 		s.done, s.fail = true, 10
-		*s.at(n, 0) = math.Inf(1)
-		for i := range n {
-			*s.at(i, 0) = x[i]
-		}
+		s.fv[0] = math.Inf(1)
+		copy(s.vert(0), x)
 		s.L = 1
 		return s
 	}
 	s.convtol = reltol * (math.Abs(f) + reltol)
-	n1 := n + 1
-	*s.at(n1-1, 0) = f
-	for i := range n {
-		*s.at(i, 0) = s.bvec[i]
-	}
+	s.fv[0] = f
+	copy(s.vert(0), s.bvec)
 	s.L = 1
 	step := 0.0
 	for i := range n {
@@ -87,13 +93,12 @@ func newNM(x []float64, fn func([]float64) float64, abstol, reltol float64) *nmS
 		step = 0.1
 	}
 	size := 0.0
-	for j := 2; j <= n1; j++ {
-		for i := range n {
-			*s.at(i, j-1) = s.bvec[i]
-		}
+	for j := 1; j <= n; j++ {
+		vj := s.vert(j)
+		copy(vj, s.bvec)
 		trystep := step
-		for *s.at(j-2, j-1) == s.bvec[j-2] {
-			*s.at(j-2, j-1) = s.bvec[j-2] + trystep
+		for vj[j-1] == s.bvec[j-1] {
+			vj[j-1] = s.bvec[j-1] + trystep
 			trystep *= 10
 		}
 		size += trystep
@@ -106,51 +111,49 @@ func newNM(x []float64, fn func([]float64) float64, abstol, reltol float64) *nmS
 // best returns the lowest function value among the simplex vertices.
 func (s *nmState) best() float64 {
 	b := math.Inf(1)
-	for j := range s.n + 1 {
-		b = math.Min(b, *s.at(s.n, j))
+	for _, f := range s.fv[:s.n+1] {
+		b = math.Min(b, f)
 	}
 	return b
 }
 
 // result copies the best vertex into x.
 func (s *nmState) result(x []float64, maxit int) nmResult {
-	for i := range s.n {
-		x[i] = *s.at(i, s.L-1)
-	}
+	copy(x, s.vert(s.L-1))
 	fail := s.fail
 	if s.funcount > maxit {
 		fail = 1
 	}
-	return nmResult{fmin: *s.at(s.n, s.L-1), evals: s.funcount, fail: fail}
+	return nmResult{fmin: s.fv[s.L-1], evals: s.funcount, fail: fail}
 }
 
 // run iterates until convergence or until more than limit evaluations have
 // been made in total.
 func (s *nmState) run(limit int) {
 	const alpha, bet, gamm = 1.0, 0.5, 2.0
-	n, c := s.n, s.c
+	n := s.n
 	n1 := n + 1
-	at := s.at
-	bvec := s.bvec
+	fv := s.fv[:n+2]
+	bvec := s.bvec[:n]
+	cen := s.vert(n1)
+	fn := float64(n)
 	for !s.done && s.funcount <= limit {
 		if s.calcvert {
 			for j := range n1 {
 				if j+1 != s.L {
-					for i := range n {
-						bvec[i] = *at(i, j)
-					}
-					*at(n1-1, j) = s.eval()
+					copy(bvec, s.vert(j))
+					fv[j] = s.eval()
 				}
 			}
 			s.calcvert = false
 		}
 		L := s.L
-		VL := *at(n1-1, L-1)
+		VL := fv[L-1]
 		VH := VL
 		H := L
 		for j := 1; j <= n1; j++ {
 			if j != L {
-				f := *at(n1-1, j-1)
+				f := fv[j-1]
 				if f < VL {
 					L = j
 					VL = f
@@ -166,61 +169,61 @@ func (s *nmState) run(limit int) {
 			s.done = true
 			break
 		}
-		for i := range n {
-			temp := -*at(i, H-1)
-			for j := range n1 {
-				temp += *at(i, j)
-			}
-			*at(i, c-1) = temp / float64(n)
+		vh := s.vert(H - 1)
+		for i, x := range vh {
+			cen[i] = -x
 		}
-		for i := range n {
-			bvec[i] = (1+alpha)*(*at(i, c-1)) - alpha*(*at(i, H-1))
+		for j := range n1 {
+			vj := s.vert(j)
+			for i, x := range vj {
+				cen[i] += x
+			}
+		}
+		for i := range cen {
+			cen[i] /= fn
+		}
+		for i := range bvec {
+			bvec[i] = (1+alpha)*cen[i] - alpha*vh[i]
 		}
 		f := s.eval()
 		VR := f
 		if VR < VL {
-			*at(n1-1, c-1) = f
-			for i := range n {
-				f := gamm*bvec[i] + (1-gamm)*(*at(i, c-1))
-				*at(i, c-1) = bvec[i]
+			fv[n1] = f
+			for i := range bvec {
+				f := gamm*bvec[i] + (1-gamm)*cen[i]
+				cen[i] = bvec[i]
 				bvec[i] = f
 			}
 			f := s.eval()
 			if f < VR {
-				for i := range n {
-					*at(i, H-1) = bvec[i]
-				}
-				*at(n1-1, H-1) = f
+				copy(vh, bvec)
+				fv[H-1] = f
 			} else {
-				for i := range n {
-					*at(i, H-1) = *at(i, c-1)
-				}
-				*at(n1-1, H-1) = VR
+				copy(vh, cen)
+				fv[H-1] = VR
 			}
 		} else {
 			if VR < VH {
-				for i := range n {
-					*at(i, H-1) = bvec[i]
-				}
-				*at(n1-1, H-1) = VR
+				copy(vh, bvec)
+				fv[H-1] = VR
 			}
-			for i := range n {
-				bvec[i] = (1-bet)*(*at(i, H-1)) + bet*(*at(i, c-1))
+			for i := range bvec {
+				bvec[i] = (1-bet)*vh[i] + bet*cen[i]
 			}
 			f := s.eval()
-			if f < *at(n1-1, H-1) {
-				for i := range n {
-					*at(i, H-1) = bvec[i]
-				}
-				*at(n1-1, H-1) = f
+			if f < fv[H-1] {
+				copy(vh, bvec)
+				fv[H-1] = f
 			} else if VR >= VH {
 				s.calcvert = true
 				size := 0.0
+				vl := s.vert(L - 1)
 				for j := range n1 {
 					if j+1 != L {
-						for i := range n {
-							*at(i, j) = bet*(*at(i, j)-*at(i, L-1)) + *at(i, L-1)
-							size += math.Abs(*at(i, j) - *at(i, L-1))
+						vj := s.vert(j)
+						for i := range vj {
+							vj[i] = bet*(vj[i]-vl[i]) + vl[i]
+							size += math.Abs(vj[i] - vl[i])
 						}
 					}
 				}
