@@ -1,7 +1,9 @@
 package forecast
 
 import (
+	"cmp"
 	"math"
+	"slices"
 	"math/rand/v2"
 )
 
@@ -170,12 +172,39 @@ func (e *etsFitted) simulate(h int, levels []float64) (lo, hi [][]float64) {
 		lo[i] = make([]float64, h)
 		hi[i] = make([]float64, h)
 	}
+	// ps[2i] and ps[2i+1] are the probabilities of the bounds at
+	// levels[i]; order lists them ascending for quantiles7Select.
+	ps := make([]float64, 0, 2*len(levels))
+	for _, lv := range levels {
+		a := (100 - lv) / 200
+		ps = append(ps, a, 1-a)
+	}
+	order := make([]int, len(ps))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(ps[a], ps[b]) })
+	sortedPs := make([]float64, len(ps))
+	for i, o := range order {
+		sortedPs[i] = ps[o]
+	}
+	q := make([]float64, len(ps))
 	for t := range h {
-		s := sortedCopy(paths[t])
-		for i, lv := range levels {
-			a := (100 - lv) / 200
-			lo[i][t] = quantile7(s, a)
-			hi[i][t] = quantile7(s, 1-a)
+		col := paths[t]
+		if slices.ContainsFunc(col, math.IsNaN) {
+			s := sortedCopy(col)
+			for i := range q {
+				q[i] = quantile7(s, sortedPs[i])
+			}
+		} else {
+			quantiles7Select(col, sortedPs, q)
+		}
+		for i, o := range order {
+			if o%2 == 0 {
+				lo[o/2][t] = q[i]
+			} else {
+				hi[o/2][t] = q[i]
+			}
 		}
 	}
 	return lo, hi

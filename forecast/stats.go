@@ -240,3 +240,82 @@ func sortedCopy(x []float64) []float64 {
 	slices.Sort(s)
 	return s
 }
+
+// quantiles7Select sets out[i] to R's type-7 quantile of x at probability
+// ps[i] (ps ascending), as quantile7 on a sorted copy would, but orders x
+// in place only as far as needed: one quickselect per order statistic,
+// each on the part of x above the previous one. x must not hold NaNs.
+func quantiles7Select(x, ps, out []float64) {
+	n := len(x)
+	lo := 0
+	for i, p := range ps {
+		if n == 0 {
+			out[i] = math.NaN()
+			continue
+		}
+		h := float64(n-1) * p
+		k := int(math.Floor(h))
+		if k >= n-1 {
+			selectK(x[lo:], n-1-lo)
+			out[i] = x[n-1]
+			continue
+		}
+		if k >= lo {
+			selectK(x[lo:], k-lo)
+			lo = k
+		}
+		next := x[k+1]
+		for _, v := range x[k+2:] {
+			if v < next {
+				next = v
+			}
+		}
+		out[i] = x[k] + (h-float64(k))*(next-x[k])
+	}
+}
+
+// selectK reorders x so that x[k] is the value a sort would put there,
+// with x[:k] <= x[k] <= x[k+1:].
+func selectK(x []float64, k int) {
+	lo, hi := 0, len(x)-1
+	for hi-lo > 12 {
+		mid := lo + (hi-lo)/2
+		if x[mid] < x[lo] {
+			x[mid], x[lo] = x[lo], x[mid]
+		}
+		if x[hi] < x[lo] {
+			x[hi], x[lo] = x[lo], x[hi]
+		}
+		if x[hi] < x[mid] {
+			x[hi], x[mid] = x[mid], x[hi]
+		}
+		pivot := x[mid]
+		i, j := lo, hi
+		for i <= j {
+			for x[i] < pivot {
+				i++
+			}
+			for x[j] > pivot {
+				j--
+			}
+			if i <= j {
+				x[i], x[j] = x[j], x[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k <= j:
+			hi = j
+		case k >= i:
+			lo = i
+		default:
+			return
+		}
+	}
+	for i := lo + 1; i <= hi; i++ {
+		for j := i; j > lo && x[j] < x[j-1]; j-- {
+			x[j], x[j-1] = x[j-1], x[j]
+		}
+	}
+}
