@@ -3,8 +3,8 @@ package forecast
 import (
 	"cmp"
 	"math"
-	"slices"
 	"math/rand/v2"
+	"slices"
 )
 
 // etsSimPaths is the number of sample paths for simulated intervals.
