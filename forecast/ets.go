@@ -357,19 +357,20 @@ func rootsWithin(c []float64, r float64) bool {
 	if len(c) > len(buf) {
 		t = make([]float64, len(c))
 	}
-	d := len(c) - 1
-	for d > 0 {
+	// Each step writes the reduced polynomial into the other buffer.
+	for d := len(c) - 1; d > 0; d-- {
 		a0, ad := c[0], c[d]
 		if math.Abs(a0) >= math.Abs(ad) {
 			return false
 		}
 		// T p = (ad*p - a0*p*) / z, degree d-1; normalised by ad.
 		r := a0 / ad
-		for k := 1; k <= d; k++ {
-			t[k-1] = c[k] - r*c[d-k]
+		cd := c[:d+1]
+		td := t[:d]
+		for k := range td {
+			td[k] = cd[k+1] - r*cd[d-1-k]
 		}
-		copy(c[:d], t[:d])
-		d--
+		c, t = t, c
 	}
 	return true
 }
