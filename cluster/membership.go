@@ -176,8 +176,12 @@ func (w slogWriter) Write(p []byte) (int, error) {
 		lvl = slog.LevelInfo
 	}
 	// memberlist's INFO lines are per-event chatter; keep them at debug.
+	// An election after a leader's heartbeat timeout is how Raft starts up
+	// and fails over: worth an Info line, not a warning.
 	if lvl == slog.LevelInfo {
 		lvl = slog.LevelDebug
+	} else if lvl == slog.LevelWarn && strings.Contains(s, "heartbeat timeout reached, starting election") {
+		lvl = slog.LevelInfo
 	}
 	w.l.Log(nil, lvl, s) //nolint:staticcheck // no ctx at hand in a log.Logger writer
 	return len(p), nil

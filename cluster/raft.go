@@ -81,7 +81,7 @@ func (c *Cluster) openRaft() error {
 		}
 		cert = &ec
 	}
-	if len(cfg.ClusterKey) == 0 {
+	if len(cfg.ClusterKey) == 0 && (len(cfg.Join) > 0 || cfg.BootstrapExpect > 1) {
 		c.log.Warn("no cluster key: gossip is not encrypted and cluster connections are not authenticated; set cluster_key on every node")
 	}
 	c.layer = newNetLayer(ln, advertiseAddr(ln.Addr()), cfg.ClusterKey, *cert, c.log.With("component", "transport"))

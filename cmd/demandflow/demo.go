@@ -151,10 +151,23 @@ func loadSample(ctx context.Context, out io.Writer, base, dataset string, chunk 
 	}
 	fmt.Fprintf(out, "  series stored:  %d\n", info.Dataset.Series)
 	fmt.Fprintf(out, "  load time:      %s (%.0f rows/s)\n", elapsed.Round(time.Millisecond), float64(len(rows))/elapsed.Seconds())
+	sid := "<series_id>"
+	if status, resp, err := doJSON(ctx, hc, "GET", base+"/v1/datasets/"+dataset+"/series?product=P0001&market=EU-DE", "", nil, nil); err == nil && status == http.StatusOK {
+		var page struct {
+			Series []struct {
+				ID string `json:"series_id"`
+			} `json:"series"`
+		}
+		if json.Unmarshal(resp, &page) == nil && len(page.Series) > 0 {
+			sid = page.Series[0].ID
+		}
+	}
 	fmt.Fprintf(out, "\nWhere to look\n")
 	fmt.Fprintf(out, "  curl -s %s/v1/datasets/%s\n", base, dataset)
 	fmt.Fprintf(out, "  curl -s '%s/v1/datasets/%s/series?product=P0001&limit=5'\n", base, dataset)
-	fmt.Fprintf(out, "  curl -s %s/v1/datasets/%s/series/<series_id>/observations -H 'Accept: text/csv'\n", base, dataset)
+	fmt.Fprintf(out, "  curl -s %s/v1/datasets/%s/series/%s/observations -H 'Accept: text/csv'\n", base, dataset, sid)
+	fmt.Fprintf(out, "  curl -s '%s/v1/datasets/%s/forecasts?product=P0001&market=EU-DE'   (forecasts appear within a minute)\n", base, dataset)
+	fmt.Fprintf(out, "  curl -s '%s/v1/tracking/transactions?dataset=%s&limit=5'\n", base, dataset)
 	fmt.Fprintf(out, "  curl -s %s/metrics | grep demandflow_ingest\n", base)
 	return nil
 }
