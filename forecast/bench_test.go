@@ -50,6 +50,29 @@ func BenchmarkAutoETS(b *testing.B) {
 	})
 }
 
+// BenchmarkEnsemble is the default "auto" model (AutoETS with its damped
+// member, and Theta) on the series of BenchmarkAutoETS.
+func BenchmarkEnsemble(b *testing.B) {
+	const nSeries = 16
+	ys := make([][]float64, nSeries)
+	for i := range ys {
+		ys[i] = synthMonthly(120, uint64(i))
+	}
+	b.Run("monthly-n120", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			f, err := (Ensemble{}).Fit(ys[i%nSeries], 12)
+			if err != nil {
+				b.Fatal(err)
+			}
+			f.Forecast(18, []float64{80, 95})
+			i++
+		}
+		b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/series")
+	})
+}
+
 func BenchmarkTheta(b *testing.B) {
 	y := synthMonthly(120, 1)
 	b.ReportAllocs()

@@ -130,14 +130,18 @@ func BenchmarkEngine(b *testing.B) {
 	defer ids.Release()
 	defer vals.Release()
 	e, _ := NewEngine(Config{ChunkSize: 4})
-	req := Request{Model: "ets", Horizon: 18, SeasonLength: 12, Levels: []float64{80, 95}}
-	b.ReportAllocs()
-	for b.Loop() {
-		rec, err := e.Run(b.Context(), ids, vals, req, nil)
-		if err != nil {
-			b.Fatal(err)
-		}
-		rec.Release()
+	for _, model := range []string{"ets", "auto"} {
+		b.Run("model="+model, func(b *testing.B) {
+			req := Request{Model: model, Horizon: 18, SeasonLength: 12, Levels: []float64{80, 95}}
+			b.ReportAllocs()
+			for b.Loop() {
+				rec, err := e.Run(b.Context(), ids, vals, req, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				rec.Release()
+			}
+			b.ReportMetric(float64(len(series)*b.N)/b.Elapsed().Seconds(), "series/s")
+		})
 	}
-	b.ReportMetric(float64(len(series)*b.N)/b.Elapsed().Seconds(), "series/s")
 }

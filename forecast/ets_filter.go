@@ -125,6 +125,13 @@ func etsFilterNA(y []float64, multErr bool, p etsParams, m int, st0 []float64, r
 func etsFilterAA(y []float64, multErr bool, p etsParams, m int, st0 []float64, ring, resid []float64) (sse, sse2, logf float64) {
 	l, b := st0[0], st0[1]
 	alpha, beta, gamma, phi := p.alpha, p.beta, p.gamma, p.phi
+	// Carried: phib = phi*b and q = l + phib. With d = p - q,
+	// l' = q + alpha*d and b' = phib + beta*d, so
+	// q' = (q + phi*phib) + (alpha + phi*beta)*d and
+	// phib' = phi*phib + phi*beta*d: one multiply-add deep from d.
+	phib := phi * b
+	q := l + phib
+	kq, kb := alpha+phi*beta, phi*beta
 	logs, prod := 0.0, 1.0
 	ring = ring[:m]
 	for base := 0; base < len(y); base += m {
@@ -132,8 +139,6 @@ func etsFilterAA(y []float64, multErr bool, p etsParams, m int, st0 []float64, r
 		r := ring[:len(c)]
 		for j, yi := range c {
 			so := r[j]
-			phib := phi * b
-			q := l + phib
 			f := q + so
 			d := yi - so - q // y - f, and also p - q with p = y - s
 			sse2 += d * d
@@ -152,6 +157,9 @@ func etsFilterAA(y []float64, multErr bool, p etsParams, m int, st0 []float64, r
 			sse += e * e
 			l = q + alpha*d
 			b = phib + beta*d
+			pp := phi * phib
+			q = (q + pp) + kq*d
+			phib = pp + kb*d
 			r[j] = so + gamma*d
 		}
 	}
