@@ -443,6 +443,19 @@ func autoETSWithDamped(y []float64, m int) (best, damped *etsFit, err error) {
 	// Paused optimisations resume exactly where they stopped, so every
 	// surviving model gets the same fit as an uninterrupted run.
 	for si, limit := range etsStages {
+		if len(cands) == 1 {
+			// The choice is made; refine the survivor only while it
+			// still improves by etsSoloStall per etsSoloWindow evals.
+			c := cands[0]
+			for !c.nm.done && c.nm.funcount <= etsMaxIt {
+				before := c.nm.best()
+				c.nm.run(min(c.nm.funcount+etsSoloWindow, etsMaxIt))
+				if before-c.nm.best() < etsSoloStall {
+					break
+				}
+			}
+			break
+		}
 		for _, c := range cands {
 			c.nm.run(limit)
 		}
@@ -482,6 +495,17 @@ func autoETSWithDamped(y []float64, m int) (best, damped *etsFit, err error) {
 // etsStages are the evaluation limits after which autoETS prunes
 // candidates; the last is R's maxit.
 var etsStages = []int{200, 500, 1000, etsMaxIt}
+
+// Once pruning leaves a single candidate the model choice is made, and R's
+// remaining Nelder-Mead steps only refine its estimate (in 17 dimensions
+// for monthly seasonal models they run to maxit without converging). The
+// survivor keeps going in windows of etsSoloWindow evaluations while each
+// window lowers the criterion (-2 log-likelihood up to a constant) by at
+// least etsSoloStall, a tenth of what matters in AICc comparisons.
+const (
+	etsSoloStall  = 1.0
+	etsSoloWindow = 200
+)
 
 // etsPruneMargin is how far (in AICc units) a partially optimised candidate
 // may trail the best one and still be optimised further.
