@@ -68,6 +68,9 @@ type membership struct {
 	ml     *memberlist.Memberlist
 	log    *slog.Logger
 	events chan memberlist.NodeEvent
+	acks   chan string   // names of members whose probe this node saw acked
+	probe  time.Duration // memberlist's probe interval
+	self   string
 	notify func(m Member) // called from loop for every status change
 	bound  string         // gossip address, fixed at creation
 
@@ -191,12 +194,14 @@ var _ io.Writer = slogWriter{}
 
 func newMembership(cfg Config, meta NodeMeta, notify func(Member)) (*membership, error) {
 	m := &membership{log: cfg.Logger.With("component", "membership"), events: make(chan memberlist.NodeEvent, 1024),
+		acks: make(chan string, 256), probe: cfg.ProbeInterval, self: cfg.NodeName,
 		notify: notify, meta: meta, members: map[string]*Member{}}
 	mc, err := memberlistConfig(cfg)
 	if err != nil {
 		return nil, err
 	}
 	mc.Events = eventDelegate{ch: m.events}
+	mc.Ping = pingDelegate{acks: m.acks}
 	mc.Delegate = metaDelegate{m: m}
 	ml, err := memberlist.Create(mc)
 	if err != nil {
@@ -223,17 +228,67 @@ func (m *membership) setMeta(f func(*NodeMeta)) {
 	}
 }
 
-// loop applies memberlist events until done closes.
-//
-// Suspect states are not reported: memberlist has no event for them, and
-// the only way to see them, Memberlist.Members, returns pointers into its
-// state that it keeps writing under its own lock, so polling it was a data
-// race (found by the in-memory cluster tests under -race).
+// pingDelegate reports acked probes. memberlist has no event for suspect
+// members, and the only way to read its view (Members) hands out pointers
+// it keeps writing under its own lock; so this node derives "suspect" from
+// its own probes instead: a member is suspect when none of this node's
+// probes to it was acked for suspectAfter. Only the member's name is read,
+// which memberlist never changes.
+type pingDelegate struct{ acks chan<- string }
+
+func (pingDelegate) AckPayload() []byte { return nil }
+
+func (d pingDelegate) NotifyPingComplete(other *memberlist.Node, _ time.Duration, _ []byte) {
+	select {
+	case d.acks <- other.Name:
+	default: // a dropped ack only delays clearing a suspect state
+	}
+}
+
+// suspectAfter is how long a member may go without an acked probe from
+// this node before it is suspect: four full probe rounds (memberlist
+// probes one member per interval, round robin, and stretches the interval
+// when this node is itself slow) plus two intervals of slack.
+func (m *membership) suspectAfter(others int) time.Duration {
+	return (4*time.Duration(max(others, 1)) + 2) * m.probe
+}
+
+// loop applies memberlist events and probe acks until done closes.
 func (m *membership) loop(done <-chan struct{}) {
+	lastAck := map[string]time.Time{}
+	t := time.NewTicker(m.probe)
+	defer t.Stop()
 	for {
 		select {
 		case <-done:
 			return
+		case name := <-m.acks:
+			lastAck[name] = time.Now()
+			if mem, ok := m.get(name); ok && mem.Status == StatusSuspect {
+				m.setStatus(name, StatusAlive)
+			}
+		case <-t.C:
+			list := m.list()
+			others := 0
+			for _, mem := range list {
+				if mem.Name != m.self && (mem.Status == StatusAlive || mem.Status == StatusSuspect) {
+					others++
+				}
+			}
+			limit := m.suspectAfter(others)
+			now := time.Now()
+			for _, mem := range list {
+				if mem.Name == m.self || mem.Status != StatusAlive {
+					continue
+				}
+				last, ok := lastAck[mem.Name]
+				if !ok || last.Before(mem.Since) {
+					last = mem.Since
+				}
+				if now.Sub(last) > limit {
+					m.setStatus(mem.Name, StatusSuspect)
+				}
+			}
 		case ev := <-m.events:
 			status := StatusAlive
 			if ev.Event == memberlist.NodeLeave {
@@ -307,6 +362,28 @@ func (m *membership) set(n *memberlist.Node, status string) {
 		}
 		m.log.Log(nil, lvl, "member "+status, "member", n.Name, "addr", addr) //nolint:staticcheck
 	}
+	if m.notify != nil {
+		m.notify(snap)
+	}
+}
+
+// setStatus changes a known member's status (suspect <-> alive).
+func (m *membership) setStatus(name, status string) {
+	m.mu.Lock()
+	cur, ok := m.members[name]
+	if !ok || cur.Status == status {
+		m.mu.Unlock()
+		return
+	}
+	mem := &Member{Name: name, Addr: cur.Addr, Status: status, Since: time.Now(), Meta: cur.Meta}
+	m.members[name] = mem
+	snap := *mem
+	m.mu.Unlock()
+	lvl := slog.LevelInfo
+	if status == StatusSuspect {
+		lvl = slog.LevelWarn
+	}
+	m.log.Log(nil, lvl, "member "+status, "member", name, "addr", snap.Addr) //nolint:staticcheck
 	if m.notify != nil {
 		m.notify(snap)
 	}
