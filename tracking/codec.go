@@ -76,6 +76,18 @@ func (d *dec) str() string {
 	return s
 }
 
+// bytes returns a uvarint-length-prefixed byte string without copying it.
+func (d *dec) bytes() []byte {
+	n := d.uvarint()
+	if d.err != nil || uint64(len(d.b)) < n {
+		d.fail()
+		return nil
+	}
+	s := d.b[:n:n]
+	d.b = d.b[n:]
+	return s
+}
+
 func (d *dec) fail() {
 	if d.err == nil {
 		d.err = errCorrupt
@@ -196,41 +208,80 @@ func decodeRejection(row uint32, v []byte) (Rejection, error) {
 	return r, nil
 }
 
-// Object values carry no version byte, to stay small (keys.go); a new
-// format needs a new table byte.
+// Object chunks (keys.go, "Object index"): a header, then the entries of
+// one bucket of one RecordObjects call in call order.
 const objHasDataset byte = 0x80
 
-func appendObjectValue(b []byte, o Outcome, dataset string, withDataset bool, field, reason string) []byte {
-	f := o.code()
+// appendObjectChunkHeader appends the version, the flags, the dataset if
+// withDataset, and the entry count n.
+func appendObjectChunkHeader(b []byte, dataset string, withDataset bool, n int) []byte {
+	var f byte
 	if withDataset {
 		f |= objHasDataset
 	}
-	b = append(b, f)
+	b = append(b, codecV1, f)
 	if withDataset {
 		b = appendStr(b, dataset)
 	}
-	if o == OutcomeRejected {
-		b = appendStr(b, field)
-		b = appendStr(b, reason)
+	return binary.AppendUvarint(b, uint64(n))
+}
+
+// appendObjectEntry appends one entry of a chunk; sc and oc are the
+// stage's and outcome's codes.
+func appendObjectEntry(b []byte, en *ObjectEntry, sc, oc byte) []byte {
+	b = appendStr(b, en.ObjectID)
+	b = binary.AppendUvarint(b, uint64(en.Row))
+	b = append(b, sc<<2|oc)
+	if en.Outcome == OutcomeRejected {
+		b = appendStr(b, en.Field)
+		b = appendStr(b, en.Reason)
 	}
 	return b
 }
 
-// decodeObjectValue fills ev's outcome, field and reason, and its dataset
-// if the value carries one (hasDataset).
-func decodeObjectValue(ev *ObjectEvent, v []byte) (hasDataset bool, err error) {
+// objectHit is one entry of a chunk that matched the looked-up id.
+type objectHit struct {
+	row     uint32
+	stage   Stage
+	outcome Outcome
+	field   string
+	reason  string
+}
+
+// scanObjectChunk decodes chunk v and appends to hits the entries of
+// objectID, comparing id bytes without allocating for the others. It
+// returns the chunk's dataset if it carries one (hasDataset).
+func scanObjectChunk(v []byte, objectID string, hits []objectHit) (_ []objectHit, dataset string, hasDataset bool, err error) {
 	d := dec{b: v}
+	d.version()
 	f := d.byte()
-	ev.Outcome = outcomeOf(f &^ objHasDataset)
 	if hasDataset = f&objHasDataset != 0; hasDataset {
-		ev.Dataset = d.str()
+		dataset = d.str()
 	}
-	if ev.Outcome == OutcomeRejected {
-		ev.Field = d.str()
-		ev.Reason = d.str()
+	n := d.uvarint()
+	for ; n > 0 && d.err == nil; n-- {
+		id := d.bytes()
+		row := d.uvarint()
+		so := d.byte()
+		var field, reason []byte
+		outcome := outcomeOf(so & 3)
+		if outcome == OutcomeRejected {
+			field, reason = d.bytes(), d.bytes()
+		}
+		if d.err != nil {
+			break
+		}
+		if outcome == "" || row > 1<<32-1 {
+			d.fail()
+			break
+		}
+		if string(id) == objectID {
+			hits = append(hits, objectHit{row: uint32(row), stage: stageOf(so >> 2), outcome: outcome,
+				field: string(field), reason: string(reason)})
+		}
 	}
-	if d.err == nil && ev.Outcome == "" {
-		d.err = errCorrupt
+	if d.err == nil && len(d.b) != 0 {
+		d.fail()
 	}
-	return hasDataset, d.err
+	return hits, dataset, hasDataset, d.err
 }

@@ -20,9 +20,10 @@ import (
 //	block        P 'b' | ulid[16] | stage u8                                       Block     (codec.go)
 //	rejection    P 'r' | ulid[16] | row u32 | seq u16                              Rejection (codec.go)
 //	tx index     P 'i' | day u32 | dim u8 | uvarint len | value | ulid[16]         empty
-//	object       P 'o' | day u32 | uvarint len | object id | ms u32 | ulid[16]     flags u8 [| dataset]
-//	             | row u32 | stage u8                                              [| field | reason]
+//	object       P 'O' | day u32 | bucket u16 | ms u32 | ulid[16] | row u32        object chunk (codec.go)
+//	             | stage u8
 //	stats        P 's' | dim u8 | minute u32 | uvarint len | value | stage u8      statAgg   (stats.go)
+//	(retired)    P 'o' | ...  object index v1, one key per entry: never reuse 'o'
 //
 // day = Unix days (UTC), minute = Unix minutes, ms = milliseconds since the
 // start of day (object events keep millisecond precision). The tx index is
@@ -32,17 +33,39 @@ import (
 // first or right after a fixed dimension byte), so retention is a handful
 // of DeleteRange calls (retention.go) and never a scan.
 //
-// The object index is day-partitioned rather than keyed by object id alone:
-// looking an object up costs one seek per day partition that holds data
-// (a week of retention = at most 8 seeks), and in exchange an object entry
-// is ONE key with no secondary expiry index, which keeps RecordObjects cheap
-// on the write path (see BenchmarkRecordObjects).
+// # Object index
 //
-// An object value is 1 byte for an accepted entry: flags = outcome code
-// (bits 0-1) | objHasDataset (0x80) when the dataset differs from (or
-// could not be taken from) the transaction record, in which case the
-// dataset follows; rejected entries add field and reason. Queries join the
-// dataset from the transaction otherwise.
+// The object index is a hash-bucketed posting list: one RecordObjects call
+// (one transaction, one record time) writes ONE key per object bucket it
+// touches, not one per object. bucket = objectBucket(object id), a stable
+// hash (FNV-1a 64 of the id's bytes, then the murmur3 fmix64 finalizer)
+// reduced to objectBuckets = 1024 buckets; the value is the chunk of that
+// call's entries whose object falls in the bucket, in call order:
+//
+//	chunk = version u8 (codecV1) | flags u8 [| dataset str] | n uvarint
+//	        | n x ( id str | row uvarint | stage<<2|outcome u8 [| field str | reason str] )
+//
+// flags bit 0x80 (objHasDataset) says the dataset is in the chunk because
+// the transaction record could not supply it (queries join it from the
+// transaction otherwise); field and reason follow rejected entries only.
+// The key's row and stage are those of the chunk's smallest (row, stage)
+// entry: within a transaction a (row, stage) pair is recorded once, so two
+// calls of one transaction (several parts, several Raft entries, maybe the
+// same millisecond) never write the same key, and repeating a call writes
+// the same keys and values again (idempotent). A later call that repeats a
+// (row, stage) of an earlier call at the same millisecond with different
+// other entries replaces the earlier call's chunk in that bucket.
+//
+// A 10,000-object transaction thus writes about 1,000 keys (one per
+// touched bucket) instead of 10,000. Looking an object up reads, for each
+// day partition that holds data, the one bucket range of its hash: about
+// 1/1024 of that day's entries, skipped cheaply by comparing id bytes (see
+// BenchmarkObjectLookup for the latency at 10M objects). A finer bucket
+// count would make lookups cheaper and writes dearer (more keys per call).
+//
+// Tx index dims are dimDataset, dimSource and dimStatus; the status entry
+// of a transaction is moved (Delete + Set) when its status changes. Stats
+// dims are dimStage (value is empty), dimDataset, dimSource and dimNode.
 //
 // Tx index dims are dimDataset, dimSource and dimStatus; the status entry
 // of a transaction is moved (Delete + Set) when its status changes. Stats
@@ -52,13 +75,17 @@ import (
 // snapshot, and all nodes must produce byte-identical keys. Never renumber a
 // table or a dimension byte, never reorder the Stage list and never change
 // an encoding in place: add a new table byte or a new value version
-// instead.
+// instead. In particular objectBuckets and the objectBucket hash are part
+// of the format: changing either makes every stored object entry
+// unreachable (lookups would read the wrong bucket), so a different bucket
+// count needs a new table byte, as 'O' replaced 'o'.
 const (
 	tableTx        byte = 't'
 	tableBlock     byte = 'b'
 	tableRejection byte = 'r'
 	tableIndex     byte = 'i'
-	tableObject    byte = 'o'
+	tableObject    byte = 'O'
+	tableObjectV1  byte = 'o' // retired; Expire still range-deletes it
 	tableStats     byte = 's'
 )
 
@@ -171,11 +198,39 @@ func (k keys) index(id [ulidLen]byte, dim byte, value string) []byte {
 	return append(k.indexPrefix(ulidDay(id), dim, value), id[:]...)
 }
 
-// objectPrefix returns P 'o' day object-id.
-func (k keys) objectPrefix(day uint32, objectID string) []byte {
-	b := append(make([]byte, 0, 8+len(objectID)+8+ulidLen+5), k.p, tableObject)
+// objectBuckets is the number of object-index buckets per day (a power of
+// two). On-disk format: see the WARNING above.
+const objectBuckets = 1024
+
+// objectBucket returns the object-index bucket of an object id: FNV-1a 64
+// of its bytes, mixed by the murmur3 fmix64 finalizer (FNV's low bits
+// alone are weak), modulo objectBuckets. On-disk format: never change it.
+func objectBucket(id string) uint16 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(id); i++ {
+		h ^= uint64(id[i])
+		h *= 1099511628211
+	}
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return uint16(h & (objectBuckets - 1))
+}
+
+// objectKeyLen is the length of an object key; objectPrefixLen that of its
+// P 'O' day bucket prefix.
+const (
+	objectPrefixLen = 2 + 4 + 2
+	objectKeyLen    = objectPrefixLen + 4 + ulidLen + 4 + 1
+)
+
+// objectPrefix returns P 'O' day bucket.
+func (k keys) objectPrefix(day uint32, bucket uint16) []byte {
+	b := append(make([]byte, 0, objectKeyLen), k.p, tableObject)
 	b = appendU32(b, day)
-	return appendKeyString(b, objectID)
+	return appendU16(b, bucket)
 }
 
 // statsKey returns P 's' dim minute value stage.

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -364,16 +365,65 @@ func (s *Store) indexDays(r Reader, lo, hi []byte) (loDay, hiDay uint32, ok bool
 	return loDay, hiDay, loDay <= hiDay, nil
 }
 
-// objectSuffixLen is the key length after the object id: ms u32 + ulid +
-// row u32 + stage u8; a cursor is day u32 + that suffix.
-const (
-	objectSuffixLen = 4 + ulidLen + 4 + 1
-	objectCursorLen = 4 + objectSuffixLen
-)
+// objectCursorLen is the length of an Object cursor: the position of the
+// last event returned, day u32 | ms u32 | ulid | row u32 | stage u8.
+const objectCursorLen = 4 + 4 + ulidLen + 4 + 1
+
+// objectPos is the time-order position of an object event.
+type objectPos struct {
+	day, ms uint32
+	tx      [ulidLen]byte
+	row     uint32
+	stage   byte
+}
+
+func (p *objectPos) compare(q *objectPos) int {
+	switch {
+	case p.day != q.day:
+		return cmpU32(p.day, q.day)
+	case p.ms != q.ms:
+		return cmpU32(p.ms, q.ms)
+	}
+	if c := bytes.Compare(p.tx[:], q.tx[:]); c != 0 {
+		return c
+	}
+	if p.row != q.row {
+		return cmpU32(p.row, q.row)
+	}
+	return int(p.stage) - int(q.stage)
+}
+
+func cmpU32(a, b uint32) int {
+	if a < b {
+		return -1
+	}
+	return 1
+}
+
+func (p *objectPos) cursor() string {
+	c := make([]byte, 0, objectCursorLen)
+	c = appendU32(c, p.day)
+	c = appendU32(c, p.ms)
+	c = append(c, p.tx[:]...)
+	c = appendU32(c, p.row)
+	return encodeCursor(append(c, p.stage))
+}
+
+// objectEv is an event being assembled by Object, with its position.
+type objectEv struct {
+	pos objectPos
+	ev  ObjectEvent
+}
 
 // Object returns up to limit (default DefaultLimit, at most MaxLimit)
-// events of object objectID in time order, starting after cursor, and the
-// cursor of the next page ("" when this is the last page).
+// events of object objectID in time order (record time, then transaction,
+// row and stage), starting after cursor, and the cursor of the next page
+// ("" when this is the last page).
+//
+// It reads the object's bucket (keys.go, "Object index") of each day
+// partition from the cursor's day on, oldest first, keeps the chunk
+// entries of objectID and sorts them; a day is read only as far as the
+// page needs.
 func (s *Store) Object(ctx context.Context, r Reader, objectID string, limit int, cursor string) ([]ObjectEvent, string, error) {
 	r, err := s.readerOr(r)
 	if err != nil {
@@ -383,65 +433,114 @@ func (s *Store) Object(ctx context.Context, r Reader, objectID string, limit int
 		return nil, "", fmt.Errorf("%w: empty object id", ErrInvalid)
 	}
 	limit = pageLimit(limit)
-	var after []byte // key suffix after the object id to start after
-	var day uint32
+	var after *objectPos // the cursor: return only events after it
 	if cursor != "" {
 		c, err := decodeCursor(cursor, objectCursorLen)
 		if err != nil {
 			return nil, "", err
 		}
-		day, after = binary.BigEndian.Uint32(c), c[4:]
+		after = &objectPos{day: binary.BigEndian.Uint32(c), ms: binary.BigEndian.Uint32(c[4:]),
+			row: binary.BigEndian.Uint32(c[8+ulidLen:]), stage: c[8+ulidLen+4]}
+		copy(after.tx[:], c[8:])
 	}
+	bucket := objectBucket(objectID)
 	table := []byte{s.k.p, tableObject}
 	it, err := r.NewIter(&pebble.IterOptions{LowerBound: table, UpperBound: prefixEnd(table)})
 	if err != nil {
 		return nil, "", fmt.Errorf("tracking: object %q: %w", objectID, err)
 	}
-	out := []ObjectEvent{}
-	var next string
+	// evs collects up to limit+1 events: the extra one says there is a
+	// next page.
+	var evs []objectEv
+	var hits []objectHit
 	datasets := map[[ulidLen]byte]string{} // tx -> dataset join cache
 	err = func() error {
-		seek := s.k.objectPrefix(day, objectID)
+		var day uint32
+		seek := s.k.objectPrefix(0, bucket)
 		if after != nil {
-			seek = append(append(seek, after...), 0)
+			day = after.day
+			seek = appendU32(s.k.objectPrefix(day, bucket), after.ms)
 		}
-		for it.SeekGE(seek) {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
+		for len(evs) <= limit && it.SeekGE(seek) {
 			k := it.Key()
+			if len(k) < objectPrefixLen {
+				return errCorrupt
+			}
 			kd := binary.BigEndian.Uint32(k[2:])
-			p := s.k.objectPrefix(kd, objectID)
+			p := s.k.objectPrefix(kd, bucket)
 			switch {
 			case bytes.HasPrefix(k, p):
+				// One day of the bucket, in key order (ms, tx, first
+				// row): entries of one (ms, tx) may be spread over
+				// several chunks, so collect up to a change of (ms, tx)
+				// once the page is full, then sort.
+				n0 := len(evs)
+				var group []byte // ms | tx of the current key
 				for ; it.Valid() && bytes.HasPrefix(it.Key(), p); it.Next() {
-					if len(out) == limit {
-						last := out[limit-1]
-						u, _ := parseULID(last.TxID)
-						c := appendU32(nil, unixDay(last.Time))
-						c = appendU32(c, msOfDay(last.Time))
-						c = append(c, u[:]...)
-						c = appendU32(c, uint32(last.Row))
-						c = append(c, last.Stage.code())
-						next = encodeCursor(c)
-						return nil
+					if err := ctx.Err(); err != nil {
+						return err
 					}
-					ev, err := s.decodeObjectEvent(r, objectID, kd, it.Key()[len(p):], it, datasets)
+					k := it.Key()
+					if len(k) != objectKeyLen {
+						return errCorrupt
+					}
+					g := k[objectPrefixLen : objectPrefixLen+4+ulidLen]
+					if !bytes.Equal(g, group) {
+						if len(evs) > limit {
+							// Every later key sorts after the events so
+							// far: stop once the page is surely full.
+							evs = append(evs[:n0], sortEvents(evs[n0:])...)
+							if len(evs) > limit {
+								break
+							}
+						}
+						group = append(group[:0], g...)
+					}
+					v, err := it.ValueAndErr()
 					if err != nil {
 						return err
 					}
-					out = append(out, ev)
+					var ds string
+					var hasDs bool
+					hits, ds, hasDs, err = scanObjectChunk(v, objectID, hits[:0])
+					if err != nil {
+						return err
+					}
+					if len(hits) == 0 {
+						continue
+					}
+					pos := objectPos{day: kd, ms: binary.BigEndian.Uint32(g)}
+					copy(pos.tx[:], g[4:])
+					if !hasDs {
+						if ds, err = s.txDataset(r, pos.tx, datasets); err != nil {
+							return err
+						}
+					}
+					t := time.UnixMilli(int64(kd)*secsPerDay*1000 + int64(pos.ms)).UTC()
+					for _, h := range hits {
+						pos.row, pos.stage = h.row, h.stage.code()
+						if after != nil && pos.compare(after) <= 0 {
+							continue
+						}
+						evs = append(evs, objectEv{pos: pos, ev: ObjectEvent{ObjectID: objectID, Time: t,
+							TxID: formatULID(pos.tx), Dataset: ds, Row: int(h.row), Stage: h.stage,
+							Outcome: h.outcome, Field: h.field, Reason: h.reason}})
+					}
 				}
 				if err := it.Error(); err != nil {
 					return err
 				}
+				evs = append(evs[:n0], sortEvents(evs[n0:])...)
+				if kd == 1<<32-1 {
+					return nil
+				}
 				day = kd + 1
 			case kd == day:
-				day++
+				day++ // no data in this bucket that day
 			default:
-				day = kd
+				day = kd // skip the days without data
 			}
-			seek = s.k.objectPrefix(day, objectID)
+			seek = s.k.objectPrefix(day, bucket)
 		}
 		return it.Error()
 	}()
@@ -451,45 +550,48 @@ func (s *Store) Object(ctx context.Context, r Reader, objectID string, limit int
 	if err != nil {
 		return nil, "", fmt.Errorf("tracking: object %q: %w", objectID, err)
 	}
+	var next string
+	if len(evs) > limit {
+		evs = evs[:limit]
+		next = evs[limit-1].pos.cursor()
+	}
+	out := make([]ObjectEvent, len(evs))
+	for i := range evs {
+		out[i] = evs[i].ev
+	}
 	return out, next, nil
 }
 
-// decodeObjectEvent decodes the entry at it (k is its key suffix after the
-// object id) and joins the dataset from the transaction record if the
-// value does not carry it.
-func (s *Store) decodeObjectEvent(r Reader, objectID string, day uint32, k []byte, it *pebble.Iterator, datasets map[[ulidLen]byte]string) (ObjectEvent, error) {
-	if len(k) != objectSuffixLen {
-		return ObjectEvent{}, errCorrupt
-	}
-	var id [ulidLen]byte
-	copy(id[:], k[4:])
-	ms := int64(day)*secsPerDay*1000 + int64(binary.BigEndian.Uint32(k))
-	ev := ObjectEvent{
-		ObjectID: objectID,
-		Time:     time.UnixMilli(ms).UTC(),
-		TxID:     formatULID(id),
-		Row:      int(binary.BigEndian.Uint32(k[4+ulidLen:])),
-		Stage:    stageOf(k[4+ulidLen+4]),
-	}
-	v, err := it.ValueAndErr()
-	if err != nil {
-		return ObjectEvent{}, err
-	}
-	hasDataset, err := decodeObjectValue(&ev, v)
-	if err != nil || hasDataset {
-		return ev, err
-	}
-	ds, ok := datasets[id]
-	if !ok {
-		st, err := s.txState(r, id)
-		switch {
-		case err == nil:
-			ds = st.tx.Dataset
-		case !errors.Is(err, ErrNotFound):
-			return ObjectEvent{}, err
+// sortEvents sorts evs by position and drops repeated positions (the same
+// time, transaction, row and stage recorded twice is one event; the one
+// read later wins). It returns the shortened slice.
+func sortEvents(evs []objectEv) []objectEv {
+	slices.SortStableFunc(evs, func(a, b objectEv) int { return a.pos.compare(&b.pos) })
+	w := 0
+	for i := range evs {
+		if w > 0 && evs[w-1].pos == evs[i].pos {
+			w--
 		}
-		datasets[id] = ds
+		evs[w] = evs[i]
+		w++
 	}
-	ev.Dataset = ds
-	return ev, nil
+	return evs[:w]
+}
+
+// txDataset returns the dataset of transaction id ("" if it has expired),
+// through the cache datasets.
+func (s *Store) txDataset(r Reader, id [ulidLen]byte, datasets map[[ulidLen]byte]string) (string, error) {
+	if ds, ok := datasets[id]; ok {
+		return ds, nil
+	}
+	var ds string
+	st, err := s.txState(r, id)
+	switch {
+	case err == nil:
+		ds = st.tx.Dataset
+	case !errors.Is(err, ErrNotFound):
+		return "", err
+	}
+	datasets[id] = ds
+	return ds, nil
 }

@@ -33,6 +33,12 @@ type Recorder struct {
 	txs   map[[ulidLen]byte]*txEntry
 	stats map[string]*statAgg
 	buf   []byte
+
+	// RecordObjects scratch: bucket per entry, entry indexes in bucket
+	// order, bucket start offsets.
+	objBucket []uint16
+	objOrder  []int32
+	objStart  *[objectBuckets + 1]int32
 }
 
 // txEntry is the overlay state of one transaction.
@@ -280,67 +286,123 @@ func (rc *Recorder) recordRejections(txID string, rs []Rejection) error {
 }
 
 // RecordObjects records the appearance of objects (rows with an object id)
-// of transaction txID in dataset at time at (kept to the millisecond): one
-// key per entry, laid out (day, object id, at, tx, row, stage) with a
-// 1-byte value for accepted entries, so a 10,000-entry call costs 10,000
-// batch Sets and one read of the transaction. Record the transaction first
-// so its dataset need not be repeated in every value.
+// of transaction txID in dataset at time at (kept to the millisecond). The
+// entries are grouped by object bucket (keys.go, "Object index"): one
+// batch Set per bucket touched, so a 10,000-entry call costs about 1,000
+// Sets of about 10 entries each, plus one read of the transaction. Record
+// the transaction first so its dataset need not be repeated in every
+// chunk.
 //
-// Each entry is a Pebble key, which costs about as much to commit and
-// compact as an observation row (see BenchmarkApply), so callers should
-// record one entry per object per transaction where they can: the
+// Within a transaction, record each (row, stage) pair once (calls for
+// different parts of a transaction carry different rows): a chunk's key is
+// its smallest (row, stage), so repeating a whole call is idempotent, but
+// repeating a pair of an earlier call at the same millisecond alongside
+// other entries replaces that call's chunk in the pair's bucket. Callers
+// should record one entry per object per transaction where they can: the
 // furthest stage reached (rejected at validate, or accepted at apply) says
-// everything the earlier stages would. Entries without
-// an object id are skipped. Callers call it only for datasets with an
-// object-id column and track_objects enabled.
+// everything the earlier stages would. Entries without an object id are
+// skipped. entries is not modified or retained. Callers call it only for
+// datasets with an object-id column and track_objects enabled.
 func (rc *Recorder) RecordObjects(txID string, dataset string, at time.Time, entries []ObjectEntry) error {
 	return rc.fail(rc.recordObjects(txID, dataset, at, entries))
 }
+
+// noBucket marks an entry without an object id in Recorder.objBucket.
+const noBucket = 0xffff
 
 func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, entries []ObjectEntry) error {
 	id, err := parseID(txID)
 	if err != nil {
 		return err
 	}
+	// Validate everything first and bucket the entries with a stable
+	// counting sort (call order is kept within a bucket, which makes the
+	// chunks deterministic without sorting strings).
+	if cap(rc.objBucket) < len(entries) {
+		rc.objBucket = make([]uint16, len(entries))
+		rc.objOrder = make([]int32, len(entries))
+	}
+	bks, order := rc.objBucket[:len(entries)], rc.objOrder[:len(entries)]
+	if rc.objStart == nil {
+		rc.objStart = new([objectBuckets + 1]int32)
+	}
+	start := rc.objStart
+	clear(start[:])
+	n := 0
+	for i := range entries {
+		en := &entries[i]
+		if en.ObjectID == "" {
+			bks[i] = noBucket
+			continue
+		}
+		if en.Stage.code() == 0 {
+			return fmt.Errorf("%w: transaction %s: object %q: unknown stage %q", ErrInvalid, txID, en.ObjectID, en.Stage)
+		}
+		if en.Outcome.code() == 0 {
+			return fmt.Errorf("%w: transaction %s: object %q: unknown outcome %q", ErrInvalid, txID, en.ObjectID, en.Outcome)
+		}
+		if en.Row < 0 || int64(en.Row) > 1<<32-1 {
+			return fmt.Errorf("%w: transaction %s: row %d out of range", ErrInvalid, txID, en.Row)
+		}
+		bk := objectBucket(en.ObjectID)
+		bks[i] = bk
+		start[bk+1]++
+		n++
+	}
+	if n == 0 {
+		return nil
+	}
+	for b := 1; b <= objectBuckets; b++ {
+		start[b] += start[b-1]
+	}
+	// start[b] is now the first slot of bucket b; fill advances it to the
+	// slot after the bucket, so afterwards bucket b is order[lo:start[b]]
+	// with lo the previous bucket's end.
+	for i, bk := range bks {
+		if bk != noBucket {
+			order[start[bk]] = int32(i)
+			start[bk]++
+		}
+	}
+
 	day, ms := unixDay(at), msOfDay(at)
-	// The dataset goes into every value only if the transaction record
+	// The dataset goes into every chunk only if the transaction record
 	// cannot supply it (one read per call, usually from the overlay).
 	e, err := rc.entry(id)
 	if err != nil {
 		return err
 	}
 	withDataset := dataset != "" && (e.st == nil || !e.st.recorded || e.st.tx.Dataset != dataset)
-	base := rc.s.k.objectPrefix(day, "")
-	base = base[:len(base)-1] // drop the empty string's length byte
-	key := make([]byte, 0, 128)
-	accepted := appendObjectValue(nil, OutcomeAccepted, dataset, withDataset, "", "")
-	val := make([]byte, 0, 64)
-	for i := range entries {
-		en := &entries[i]
-		if en.ObjectID == "" {
+	key := make([]byte, 0, objectKeyLen)
+	lo := int32(0)
+	for b := range objectBuckets {
+		hi := start[b]
+		if hi == lo {
 			continue
 		}
-		sc, oc := en.Stage.code(), en.Outcome.code()
-		if sc == 0 {
-			return fmt.Errorf("%w: transaction %s: object %q: unknown stage %q", ErrInvalid, txID, en.ObjectID, en.Stage)
+		chunk := order[lo:hi]
+		lo = hi
+		// The key's (row, stage) is the chunk's smallest.
+		first := &entries[chunk[0]]
+		for _, k := range chunk[1:] {
+			en := &entries[k]
+			if en.Row < first.Row || en.Row == first.Row && en.Stage.code() < first.Stage.code() {
+				first = en
+			}
 		}
-		if oc == 0 {
-			return fmt.Errorf("%w: transaction %s: object %q: unknown outcome %q", ErrInvalid, txID, en.ObjectID, en.Outcome)
-		}
-		if en.Row < 0 || int64(en.Row) > 1<<32-1 {
-			return fmt.Errorf("%w: transaction %s: row %d out of range", ErrInvalid, txID, en.Row)
-		}
-		key = appendKeyString(append(key[:0], base...), en.ObjectID)
+		key = append(key[:0], rc.s.k.p, tableObject)
+		key = appendU32(key, day)
+		key = appendU16(key, uint16(b))
 		key = appendU32(key, ms)
 		key = append(key, id[:]...)
-		key = appendU32(key, uint32(en.Row))
-		key = append(key, sc)
-		v := accepted
-		if en.Outcome == OutcomeRejected {
-			val = appendObjectValue(val[:0], OutcomeRejected, dataset, withDataset, en.Field, en.Reason)
-			v = val
+		key = appendU32(key, uint32(first.Row))
+		key = append(key, first.Stage.code())
+		rc.buf = appendObjectChunkHeader(rc.buf[:0], dataset, withDataset, len(chunk))
+		for _, k := range chunk {
+			en := &entries[k]
+			rc.buf = appendObjectEntry(rc.buf, en, en.Stage.code(), en.Outcome.code())
 		}
-		if err := rc.w.Set(key, v, nil); err != nil {
+		if err := rc.w.Set(key, rc.buf, nil); err != nil {
 			return err
 		}
 	}

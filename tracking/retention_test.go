@@ -115,9 +115,17 @@ func TestRetention(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Per kept tx: tx + 4 blocks + 1 rejection + 3 index + objPerTx objects;
-	// stats: 4 dims x 4 stages per minute.
-	want := 2 * txPerDay * (1 + 4 + 1 + 3 + objPerTx + 4*4)
+	// Per kept tx: tx + 4 blocks + 1 rejection + 3 index + one object
+	// chunk per bucket its objects fall in; stats: 4 dims x 4 stages per
+	// minute.
+	want := 2 * txPerDay * (1 + 4 + 1 + 3 + 4*4)
+	for d := 8; d < days; d++ {
+		buckets := map[uint16]bool{}
+		for j := range objPerTx {
+			buckets[objectBucket(objID(d, j))] = true
+		}
+		want += txPerDay * len(buckets)
+	}
 	if n != want {
 		t.Errorf("keys left: got %d, want %d", n, want)
 	}

@@ -1,0 +1,131 @@
+package tracking
+
+import (
+	"cmp"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+)
+
+// TestObjectBucketStable pins the object-index hash: it is part of the
+// on-disk format (keys.go), so a change here makes stored entries
+// unreachable.
+func TestObjectBucketStable(t *testing.T) {
+	for id, want := range map[string]uint16{"": 294, "a": 603, "ord-0": 384, "ord-1": 767, "o-1": 552, "\x00\xff": 184} {
+		if got := objectBucket(id); got != want {
+			t.Errorf("objectBucket(%q) = %d, want %d (on-disk format changed?)", id, got, want)
+		}
+	}
+	// The buckets of sequential ids are spread evenly.
+	var n [objectBuckets]int
+	for i := range 100 * objectBuckets {
+		n[objectBucket(fmt.Sprint("ord-", i))]++
+	}
+	if lo, hi := slices.Min(n[:]), slices.Max(n[:]); lo < 50 || hi > 160 {
+		t.Errorf("bucket sizes of sequential ids: min %d max %d, want about 100", lo, hi)
+	}
+}
+
+// TestObjectIndexModel records random transactions over three days, each
+// split into several RecordObjects calls (parts, some at the same
+// millisecond, one repeated), and checks every object's journey and its
+// pages against a plain model of the calls.
+func TestObjectIndexModel(t *testing.T) {
+	s := newMemStore(t, Config{})
+	rng := rand.New(rand.NewPCG(7, 11))
+	type call struct {
+		tx, ds string
+		at     time.Time
+		es     []ObjectEntry
+	}
+	var calls []call
+	for i := range 60 {
+		at := t0.Add(time.Duration(rng.IntN(3*24*3600)) * time.Second)
+		tx := txid(at, uint64(i))
+		ds := fmt.Sprint("ds", i%3)
+		rows := 1 + rng.IntN(300)
+		parts := 1 + rng.IntN(4)
+		for p := range parts {
+			c := call{tx: tx, ds: ds, at: at}
+			if p%2 == 1 {
+				c.at = at.Add(time.Duration(rng.IntN(3)) * time.Millisecond)
+			}
+			for row := p; row < rows; row += parts {
+				// Few ids, so objects recur across transactions and in
+				// several rows and stages of one transaction.
+				e := ObjectEntry{ObjectID: fmt.Sprint("obj-", rng.IntN(200)), Row: row, Stage: StageApply, Outcome: OutcomeAccepted}
+				if rng.IntN(10) == 0 {
+					e.Stage, e.Outcome, e.Field, e.Reason = StageValidate, OutcomeRejected, "qty", fmt.Sprint("bad ", row)
+				}
+				if rng.IntN(50) == 0 {
+					e.ObjectID = ""
+				}
+				c.es = append(c.es, e)
+			}
+			calls = append(calls, c)
+		}
+		if i%2 == 0 { // half of the transactions are recorded, so the dataset is joined
+			update(t, s, func(rec *Recorder) error {
+				return rec.RecordTransaction(Transaction{ID: tx, Dataset: ds, Source: SourceHTTP})
+			})
+		}
+	}
+	calls = append(calls, calls[5]) // a repeated call is idempotent
+	rng.Shuffle(len(calls), func(i, j int) { calls[i], calls[j] = calls[j], calls[i] })
+	for i := 0; i < len(calls); i += 7 {
+		update(t, s, func(rec *Recorder) error {
+			for _, c := range calls[i:min(i+7, len(calls))] {
+				if err := rec.RecordObjects(c.tx, c.ds, c.at, c.es); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+
+	model := map[string][]ObjectEvent{}
+	seen := map[ObjectEvent]bool{}
+	for _, c := range calls {
+		for _, e := range c.es {
+			ev := ObjectEvent{ObjectID: e.ObjectID, Time: c.at.Truncate(time.Millisecond), TxID: c.tx, Dataset: c.ds,
+				Row: e.Row, Stage: e.Stage, Outcome: e.Outcome, Field: e.Field, Reason: e.Reason}
+			if e.ObjectID != "" && !seen[ev] {
+				seen[ev] = true
+				model[e.ObjectID] = append(model[e.ObjectID], ev)
+			}
+		}
+	}
+	for id, want := range model {
+		slices.SortFunc(want, func(a, b ObjectEvent) int {
+			return cmp.Or(a.Time.Compare(b.Time), cmp.Compare(a.TxID, b.TxID), cmp.Compare(a.Row, b.Row),
+				cmp.Compare(a.Stage.code(), b.Stage.code()))
+		})
+		got, next, err := s.Object(t.Context(), nil, id, MaxLimit, "")
+		if err != nil || next != "" || !slices.Equal(got, want) {
+			t.Fatalf("%s: got %d events (next %q, %v), want %d:\ngot  %v\nwant %v", id, len(got), next, err, len(want), got, want)
+		}
+		for _, limit := range []int{1, 3, 10} {
+			var all []ObjectEvent
+			cursor := ""
+			for {
+				page, next, err := s.Object(t.Context(), nil, id, limit, cursor)
+				if err != nil || len(page) > limit || (next != "" && len(page) != limit) {
+					t.Fatalf("%s limit %d: page of %d, next %q, %v", id, limit, len(page), next, err)
+				}
+				all = append(all, page...)
+				if next == "" {
+					break
+				}
+				cursor = next
+			}
+			if !slices.Equal(all, want) {
+				t.Fatalf("%s limit %d: paged journey differs: got %d events, want %d", id, limit, len(all), len(want))
+			}
+		}
+	}
+	if got, _, err := s.Object(t.Context(), nil, "obj-none", 0, ""); err != nil || len(got) != 0 {
+		t.Errorf("unknown object: got %v, %v", got, err)
+	}
+}
