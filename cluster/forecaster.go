@@ -53,7 +53,9 @@ type ForecasterConfig struct {
 	// Record, if not nil, receives one tracking block per transaction and
 	// refresh chunk (Cluster.RecordBlocks).
 	Record func(ctx context.Context, bs []TrackBlock) error
-	// Interval is the pause between passes; default 2s.
+	// Interval is the pause between passes; default 10s. Series dirtied
+	// during a pass wait for the next one, so under sustained ingest a
+	// series is refit at most once per interval instead of once per batch.
 	Interval time.Duration
 	// ChunkSize is the number of series read and fitted together; default
 	// 2048.
@@ -76,7 +78,7 @@ type ForecasterConfig struct {
 
 func (c ForecasterConfig) withDefaults() ForecasterConfig {
 	if c.Interval <= 0 {
-		c.Interval = 2 * time.Second
+		c.Interval = 10 * time.Second
 	}
 	if c.ChunkSize <= 0 {
 		c.ChunkSize = 2048

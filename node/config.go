@@ -58,6 +58,13 @@ type Config struct {
 	ClusterKey string `toml:"cluster_key"`
 	// Join lists gossip addresses of existing nodes. Default none.
 	Join []string `toml:"join"`
+	// ForecastInterval is the pause between background forecast refresh
+	// passes (series dirtied by new data are refit or updated by their
+	// owner node). Default 10s.
+	ForecastInterval time.Duration `toml:"forecast_interval"`
+	// ForecastWorkers bounds the cores background refits use. Default
+	// GOMAXPROCS-1 (at least 1), leaving a core to ingest and reads.
+	ForecastWorkers int `toml:"forecast_workers"`
 	// AlarmWebhooks are URLs that receive alarm events as JSON POSTs.
 	// Default none.
 	AlarmWebhooks []string `toml:"alarm_webhooks"`
@@ -109,6 +116,7 @@ func DefaultConfig() Config {
 		ChunkRows:         16384,
 		RequestTimeout:    60 * time.Second,
 		ShutdownTimeout:   10 * time.Second,
+		ForecastInterval:  10 * time.Second,
 		TrackingRetention: 7 * 24 * time.Hour,
 		LogLevel:          "info",
 		LogFormat:         "text",
@@ -153,6 +161,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.LogLevel == "" {
 		c.LogLevel = d.LogLevel
+	}
+	if c.ForecastInterval == 0 {
+		c.ForecastInterval = d.ForecastInterval
 	}
 	if c.LogFormat == "" {
 		c.LogFormat = d.LogFormat
@@ -340,6 +351,8 @@ func Settings() []Setting {
 				return nil
 			},
 			Get: func(c *Config) string { return strconv.FormatInt(c.MaxBodyBytes, 10) }},
+		durSetting("forecast-interval", "pause between background forecast refresh passes", func(c *Config) *time.Duration { return &c.ForecastInterval }),
+		intSetting("forecast-workers", "cores background forecast refits may use (0: all but one)", func(c *Config) *int { return &c.ForecastWorkers }),
 		intSetting("chunk-rows", "rows per Arrow record batch", func(c *Config) *int { return &c.ChunkRows }),
 		durSetting("request-timeout", "time limit for one API request", func(c *Config) *time.Duration { return &c.RequestTimeout }),
 		durSetting("shutdown-timeout", "time limit for a graceful shutdown", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),

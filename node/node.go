@@ -114,7 +114,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("open cluster state: %w", err)
 	}
 	n.cl = cl
-	if n.fc, err = cl.StartForecaster(cluster.ForecasterConfig{}); err != nil {
+	if n.fc, err = cl.StartForecaster(cluster.ForecasterConfig{Interval: cfg.ForecastInterval, Workers: cfg.ForecastWorkers}); err != nil {
 		_ = cl.Close()
 		n.closeListeners()
 		return nil, fmt.Errorf("start forecaster: %w", err)
