@@ -226,18 +226,64 @@ func appendObjectChunkHeader(b []byte, dataset string, withDataset bool, n int) 
 	return binary.AppendUvarint(b, uint64(n))
 }
 
-// appendObjectEntry appends one entry of a chunk; sc and oc are the
-// stage's and outcome's codes.
-func appendObjectEntry(b []byte, en *ObjectEntry, sc, oc byte) []byte {
-	b = appendStr(b, en.ObjectID)
-	b = binary.AppendUvarint(b, uint64(en.Row))
-	b = append(b, sc<<2|oc)
-	if en.Outcome == OutcomeRejected {
+// appendObjectEntry appends one entry of a chunk: the id front-coded
+// against the previous entry's id in the chunk (shared prefix length, then
+// the rest), the row as a delta from the previous entry's row (0 for the
+// first), the code (stage's code << 2 | outcome's code), and field and
+// reason if rejected.
+func appendObjectEntry(b []byte, en *ObjectEntry, shared int, rowDelta int64, code byte) []byte {
+	b = binary.AppendUvarint(b, uint64(shared))
+	b = appendStr(b, en.ObjectID[shared:])
+	b = binary.AppendVarint(b, rowDelta)
+	b = append(b, code)
+	if code&3 == 2 { // rejected
 		b = appendStr(b, en.Field)
 		b = appendStr(b, en.Reason)
 	}
 	return b
 }
+
+// objectEntrySize is len(appendObjectEntry(nil, en, shared, rowDelta, code)).
+func objectEntrySize(en *ObjectEntry, shared int, rowDelta int64, code byte) int {
+	rest := len(en.ObjectID) - shared
+	n := uvarintLen(uint64(shared)) + uvarintLen(uint64(rest)) + rest + varintLen(rowDelta) + 1
+	if code&3 == 2 {
+		n += uvarintLen(uint64(len(en.Field))) + len(en.Field) + uvarintLen(uint64(len(en.Reason))) + len(en.Reason)
+	}
+	return n
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+func varintLen(v int64) int {
+	u := uint64(v) << 1
+	if v < 0 {
+		u = ^u
+	}
+	return uvarintLen(u)
+}
+
+// commonPrefix returns the length of the common prefix of a and b, at most
+// maxShared.
+func commonPrefix(a, b string) int {
+	n := min(len(a), len(b), maxShared)
+	for i := 0; i < n; i++ {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return n
+}
+
+// maxShared caps the front-coded prefix so it fits in a byte of scratch.
+const maxShared = 255
 
 // objectHit is one entry of a chunk that matched the looked-up id.
 type objectHit struct {
@@ -249,19 +295,23 @@ type objectHit struct {
 }
 
 // scanObjectChunk decodes chunk v and appends to hits the entries of
-// objectID, comparing id bytes without allocating for the others. It
-// returns the chunk's dataset if it carries one (hasDataset).
-func scanObjectChunk(v []byte, objectID string, hits []objectHit) (_ []objectHit, dataset string, hasDataset bool, err error) {
+// objectID, rebuilding each id in the scratch buffer cur (returned for
+// reuse) and comparing bytes, without allocating for the others. It
+// returns the chunk's dataset if it carries one (hasDataset; a slice of v).
+func scanObjectChunk(v []byte, objectID string, hits []objectHit, cur []byte) (_ []objectHit, _ []byte, dataset []byte, hasDataset bool, err error) {
 	d := dec{b: v}
 	d.version()
 	f := d.byte()
 	if hasDataset = f&objHasDataset != 0; hasDataset {
-		dataset = d.str()
+		dataset = d.bytes()
 	}
 	n := d.uvarint()
+	cur = cur[:0]
+	var row int64
 	for ; n > 0 && d.err == nil; n-- {
-		id := d.bytes()
-		row := d.uvarint()
+		shared := d.uvarint()
+		rest := d.bytes()
+		row += d.varint()
 		so := d.byte()
 		var field, reason []byte
 		outcome := outcomeOf(so & 3)
@@ -271,11 +321,12 @@ func scanObjectChunk(v []byte, objectID string, hits []objectHit) (_ []objectHit
 		if d.err != nil {
 			break
 		}
-		if outcome == "" || row > 1<<32-1 {
+		if outcome == "" || row < 0 || row > 1<<32-1 || shared > uint64(len(cur)) {
 			d.fail()
 			break
 		}
-		if string(id) == objectID {
+		cur = append(cur[:shared], rest...)
+		if string(cur) == objectID {
 			hits = append(hits, objectHit{row: uint32(row), stage: stageOf(so >> 2), outcome: outcome,
 				field: string(field), reason: string(reason)})
 		}
@@ -283,5 +334,5 @@ func scanObjectChunk(v []byte, objectID string, hits []objectHit) (_ []objectHit
 	if d.err == nil && len(d.b) != 0 {
 		d.fail()
 	}
-	return hits, dataset, hasDataset, d.err
+	return hits, cur, dataset, hasDataset, d.err
 }

@@ -27,7 +27,11 @@
 //   - Object entries: for datasets with an object-id column and tracking of
 //     objects enabled, one entry per (object id, time, transaction, row,
 //     stage) with its outcome; rejected entries keep field and reason, so a
-//     rejected row is findable by object id.
+//     rejected row is findable by object id. Entries are stored as
+//     hash-bucketed chunks, one Pebble key per bucket per RecordObjects
+//     call (keys.go, "Object index"), so a 10,000-row transaction writes
+//     about 1,000 keys; Object reads one bucket per day and returns the
+//     journey in time order.
 //   - Statistics: per-minute counters per stage, dataset, source and node,
 //     each with a 64-bucket latency histogram (stats.go).
 //

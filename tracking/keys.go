@@ -43,11 +43,15 @@ import (
 // call's entries whose object falls in the bucket, in call order:
 //
 //	chunk = version u8 (codecV1) | flags u8 [| dataset str] | n uvarint
-//	        | n x ( id str | row uvarint | stage<<2|outcome u8 [| field str | reason str] )
+//	        | n x ( shared uvarint | rest str | row delta varint
+//	                | stage<<2|outcome u8 [| field str | reason str] )
 //
 // flags bit 0x80 (objHasDataset) says the dataset is in the chunk because
 // the transaction record could not supply it (queries join it from the
-// transaction otherwise); field and reason follow rejected entries only.
+// transaction otherwise). Ids are front-coded: an entry's id is the first
+// shared bytes (at most 255) of the previous entry's id followed by rest;
+// its row is the previous entry's row (0 before the first) plus the delta.
+// Field and reason follow rejected entries only.
 // The key's row and stage are those of the chunk's smallest (row, stage)
 // entry: within a transaction a (row, stage) pair is recorded once, so two
 // calls of one transaction (several parts, several Raft entries, maybe the

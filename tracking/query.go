@@ -453,6 +453,7 @@ func (s *Store) Object(ctx context.Context, r Reader, objectID string, limit int
 	// next page.
 	var evs []objectEv
 	var hits []objectHit
+	var idBuf []byte
 	datasets := map[[ulidLen]byte]string{} // tx -> dataset join cache
 	err = func() error {
 		var day uint32
@@ -500,9 +501,9 @@ func (s *Store) Object(ctx context.Context, r Reader, objectID string, limit int
 					if err != nil {
 						return err
 					}
-					var ds string
+					var dsb []byte
 					var hasDs bool
-					hits, ds, hasDs, err = scanObjectChunk(v, objectID, hits[:0])
+					hits, idBuf, dsb, hasDs, err = scanObjectChunk(v, objectID, hits[:0], idBuf)
 					if err != nil {
 						return err
 					}
@@ -511,6 +512,7 @@ func (s *Store) Object(ctx context.Context, r Reader, objectID string, limit int
 					}
 					pos := objectPos{day: kd, ms: binary.BigEndian.Uint32(g)}
 					copy(pos.tx[:], g[4:])
+					ds := string(dsb)
 					if !hasDs {
 						if ds, err = s.txDataset(r, pos.tx, datasets); err != nil {
 							return err

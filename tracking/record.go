@@ -33,12 +33,6 @@ type Recorder struct {
 	txs   map[[ulidLen]byte]*txEntry
 	stats map[string]*statAgg
 	buf   []byte
-
-	// RecordObjects scratch: bucket per entry, entry indexes in bucket
-	// order, bucket start offsets.
-	objBucket []uint16
-	objOrder  []int32
-	objStart  *[objectBuckets + 1]int32
 }
 
 // txEntry is the overlay state of one transaction.
@@ -307,65 +301,89 @@ func (rc *Recorder) RecordObjects(txID string, dataset string, at time.Time, ent
 	return rc.fail(rc.recordObjects(txID, dataset, at, entries))
 }
 
-// noBucket marks an entry without an object id in Recorder.objBucket.
+// noBucket marks an entry without an object id in objScratch.bk.
 const noBucket = 0xffff
+
+// objScratch is RecordObjects' working memory, pooled in the Store: it
+// builds all chunks of a call in one buffer in two sequential passes over
+// the entries (no sorting, no random access to the entries).
+type objScratch struct {
+	bk     []uint16             // per entry: bucket, or noBucket
+	code   []byte               // per entry: stage<<2 | outcome
+	shared []byte               // per entry: id prefix shared with the bucket's previous entry
+	delta  []int64              // per entry: row minus the bucket's previous entry's row
+	last   [objectBuckets]int32 // the bucket's previous entry
+	n      [objectBuckets]int32
+	// first is the bucket's smallest (row, stage): row<<8 | stage code.
+	first [objectBuckets]uint64
+	// off[b] is where bucket b's chunk starts in buf; pos[b] is the
+	// next entry's offset while encoding.
+	off [objectBuckets + 1]int
+	pos [objectBuckets]int
+	buf []byte
+}
 
 func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, entries []ObjectEntry) error {
 	id, err := parseID(txID)
 	if err != nil {
 		return err
 	}
-	// Validate everything first and bucket the entries with a stable
-	// counting sort (call order is kept within a bucket, which makes the
-	// chunks deterministic without sorting strings).
-	if cap(rc.objBucket) < len(entries) {
-		rc.objBucket = make([]uint16, len(entries))
-		rc.objOrder = make([]int32, len(entries))
+	sc, _ := rc.s.objScratch.Get().(*objScratch)
+	if sc == nil {
+		sc = new(objScratch)
 	}
-	bks, order := rc.objBucket[:len(entries)], rc.objOrder[:len(entries)]
-	if rc.objStart == nil {
-		rc.objStart = new([objectBuckets + 1]int32)
+	defer rc.s.objScratch.Put(sc)
+	if cap(sc.bk) < len(entries) {
+		sc.bk = make([]uint16, len(entries))
+		sc.code = make([]byte, len(entries))
+		sc.shared = make([]byte, len(entries))
+		sc.delta = make([]int64, len(entries))
 	}
-	start := rc.objStart
-	clear(start[:])
-	n := 0
+	bks, codes := sc.bk[:len(entries)], sc.code[:len(entries)]
+	shared, delta := sc.shared[:len(entries)], sc.delta[:len(entries)]
+	clear(sc.n[:])
+	clear(sc.off[:])
+
+	// Pass 1: validate, bucket, size every chunk's body.
+	total := 0
 	for i := range entries {
 		en := &entries[i]
 		if en.ObjectID == "" {
 			bks[i] = noBucket
 			continue
 		}
-		if en.Stage.code() == 0 {
+		stc, oc := en.Stage.code(), en.Outcome.code()
+		if stc == 0 {
 			return fmt.Errorf("%w: transaction %s: object %q: unknown stage %q", ErrInvalid, txID, en.ObjectID, en.Stage)
 		}
-		if en.Outcome.code() == 0 {
+		if oc == 0 {
 			return fmt.Errorf("%w: transaction %s: object %q: unknown outcome %q", ErrInvalid, txID, en.ObjectID, en.Outcome)
 		}
 		if en.Row < 0 || int64(en.Row) > 1<<32-1 {
 			return fmt.Errorf("%w: transaction %s: row %d out of range", ErrInvalid, txID, en.Row)
 		}
 		bk := objectBucket(en.ObjectID)
-		bks[i] = bk
-		start[bk+1]++
-		n++
+		bks[i], codes[i] = bk, stc<<2|oc
+		sh, d := 0, int64(en.Row)
+		if sc.n[bk] > 0 {
+			prev := &entries[sc.last[bk]]
+			sh, d = commonPrefix(prev.ObjectID, en.ObjectID), int64(en.Row-prev.Row)
+		}
+		sc.last[bk] = int32(i)
+		shared[i], delta[i] = byte(sh), d
+		size := objectEntrySize(en, sh, d, codes[i])
+		sc.off[bk+1] += size
+		total += size
+		rs := uint64(en.Row)<<8 | uint64(stc)
+		if sc.n[bk] == 0 || rs < sc.first[bk] {
+			sc.first[bk] = rs
+		}
+		sc.n[bk]++
 	}
-	if n == 0 {
+	if total == 0 {
 		return nil
 	}
-	for b := 1; b <= objectBuckets; b++ {
-		start[b] += start[b-1]
-	}
-	// start[b] is now the first slot of bucket b; fill advances it to the
-	// slot after the bucket, so afterwards bucket b is order[lo:start[b]]
-	// with lo the previous bucket's end.
-	for i, bk := range bks {
-		if bk != noBucket {
-			order[start[bk]] = int32(i)
-			start[bk]++
-		}
-	}
 
-	day, ms := unixDay(at), msOfDay(at)
 	// The dataset goes into every chunk only if the transaction record
 	// cannot supply it (one read per call, usually from the overlay).
 	e, err := rc.entry(id)
@@ -373,36 +391,57 @@ func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, entries []
 		return err
 	}
 	withDataset := dataset != "" && (e.st == nil || !e.st.recorded || e.st.tx.Dataset != dataset)
-	key := make([]byte, 0, objectKeyLen)
-	lo := int32(0)
+
+	// Lay the chunks out in one buffer and write their headers.
+	hdr := 2
+	if withDataset {
+		hdr += uvarintLen(uint64(len(dataset))) + len(dataset)
+	}
 	for b := range objectBuckets {
-		hi := start[b]
-		if hi == lo {
+		if sc.n[b] > 0 {
+			total += hdr + uvarintLen(uint64(sc.n[b]))
+		}
+	}
+	if cap(sc.buf) < total {
+		sc.buf = make([]byte, total)
+	}
+	buf := sc.buf[:total]
+	at0 := 0
+	for b := range objectBuckets {
+		body := sc.off[b+1]
+		sc.off[b] = at0
+		if sc.n[b] > 0 {
+			h := appendObjectChunkHeader(buf[at0:at0], dataset, withDataset, int(sc.n[b]))
+			sc.pos[b] = at0 + len(h)
+			at0 += len(h) + body
+		}
+	}
+	sc.off[objectBuckets] = at0
+
+	// Pass 2: encode every entry in place, in call order per bucket.
+	for i := range entries {
+		bk := bks[i]
+		if bk == noBucket {
 			continue
 		}
-		chunk := order[lo:hi]
-		lo = hi
-		// The key's (row, stage) is the chunk's smallest.
-		first := &entries[chunk[0]]
-		for _, k := range chunk[1:] {
-			en := &entries[k]
-			if en.Row < first.Row || en.Row == first.Row && en.Stage.code() < first.Stage.code() {
-				first = en
-			}
+		p := sc.pos[bk]
+		sc.pos[bk] = p + len(appendObjectEntry(buf[p:p], &entries[i], int(shared[i]), delta[i], codes[i]))
+	}
+
+	day, ms := unixDay(at), msOfDay(at)
+	key := make([]byte, 0, objectKeyLen)
+	for b := range objectBuckets {
+		if sc.n[b] == 0 {
+			continue
 		}
 		key = append(key[:0], rc.s.k.p, tableObject)
 		key = appendU32(key, day)
 		key = appendU16(key, uint16(b))
 		key = appendU32(key, ms)
 		key = append(key, id[:]...)
-		key = appendU32(key, uint32(first.Row))
-		key = append(key, first.Stage.code())
-		rc.buf = appendObjectChunkHeader(rc.buf[:0], dataset, withDataset, len(chunk))
-		for _, k := range chunk {
-			en := &entries[k]
-			rc.buf = appendObjectEntry(rc.buf, en, en.Stage.code(), en.Outcome.code())
-		}
-		if err := rc.w.Set(key, rc.buf, nil); err != nil {
+		key = appendU32(key, uint32(sc.first[b]>>8))
+		key = append(key, byte(sc.first[b]))
+		if err := rc.w.Set(key, buf[sc.off[b]:sc.pos[b]], nil); err != nil {
 			return err
 		}
 	}

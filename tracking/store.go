@@ -38,7 +38,7 @@ var (
 )
 
 // Store is the tracking store. It holds no mutable state besides an error
-// counter: everything lives in Pebble under Config.Prefix, so any number of
+// counter and a pool of scratch buffers: everything lives in Pebble under Config.Prefix, so any number of
 // goroutines may query concurrently, and a Store can be dropped and
 // re-created at any time (for instance after an FSM snapshot restore).
 //
@@ -54,6 +54,7 @@ type Store struct {
 	wo       *pebble.WriteOptions
 
 	writeErrors atomic.Int64
+	objScratch  sync.Pool // *objScratch, for RecordObjects
 
 	closeOnce sync.Once
 	closeErr  error
