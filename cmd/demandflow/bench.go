@@ -39,6 +39,7 @@ func newBenchCmd() *cobra.Command {
 type benchIngestOpts struct {
 	tf          transportFlags
 	local       bool
+	nodeArgs    []string
 	localTLS    bool
 	dataset     string
 	format      string
@@ -90,6 +91,7 @@ setup error.`,
 	o.tf.register(cmd, "target")
 	fs := cmd.Flags()
 	fs.BoolVar(&o.local, "local", false, "start a single node in a temp dir and bench it")
+	fs.StringArrayVar(&o.nodeArgs, "node-arg", nil, "extra flag for the --local node (repeatable), e.g. --node-arg=--forecast-interval=1h")
 	fs.BoolVar(&o.localTLS, "local-tls", false, "with --local and h1/h2: use https with the node's pinned certificate")
 	fs.StringVar(&o.dataset, "dataset", "bench", "dataset to ingest into (created when missing)")
 	fs.StringVar(&o.format, "format", "ndjson", "ndjson, csv or arrow")
@@ -134,7 +136,7 @@ func runBenchIngest(ctx context.Context, o *benchIngestOpts, stdout, stderr io.W
 	}
 
 	if o.local {
-		ln, err := startLocalNode(ctx, stderr)
+		ln, err := startLocalNode(ctx, stderr, o.nodeArgs)
 		if err != nil {
 			return setup("--local: %v", err)
 		}
@@ -278,7 +280,7 @@ type localNode struct {
 
 // startLocalNode runs "<this binary> node" on loopback port 0 in a temp dir
 // and waits for its addrs.json and /healthz.
-func startLocalNode(ctx context.Context, logs io.Writer) (*localNode, error) {
+func startLocalNode(ctx context.Context, logs io.Writer, extra []string) (*localNode, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		exe = os.Args[0]
@@ -288,7 +290,9 @@ func startLocalNode(ctx context.Context, logs io.Writer) (*localNode, error) {
 		return nil, err
 	}
 	n := &localNode{dir: dir}
-	n.cmd = exec.Command(exe, "node", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0", "--gossip-addr", "127.0.0.1:0", "--node-name", "bench-local", "--log-level", "warn")
+	args := append([]string{"node", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0",
+		"--gossip-addr", "127.0.0.1:0", "--node-name", "bench-local", "--log-level", "warn"}, extra...)
+	n.cmd = exec.Command(exe, args...)
 	n.cmd.Stdout, n.cmd.Stderr = logs, logs
 	if err := n.cmd.Start(); err != nil {
 		_ = os.RemoveAll(dir)
