@@ -308,12 +308,16 @@ const noBucket = 0xffff
 // builds all chunks of a call in one buffer in two sequential passes over
 // the entries (no sorting, no random access to the entries).
 type objScratch struct {
-	bk     []uint16             // per entry: bucket, or noBucket
-	code   []byte               // per entry: stage<<2 | outcome
-	shared []byte               // per entry: id prefix shared with the bucket's previous entry
-	delta  []int64              // per entry: row minus the bucket's previous entry's row
-	last   [objectBuckets]int32 // the bucket's previous entry
-	n      [objectBuckets]int32
+	bk     []uint16 // per entry: bucket, or noBucket
+	code   []byte   // per entry: stage<<2 | outcome
+	shared []byte   // per entry: id prefix shared with the bucket's previous entry
+	delta  []int64  // per entry: row minus the bucket's previous entry's row
+	// The bucket's previous entry's id and row (kept here rather than
+	// read back from entries, which costs a cache miss per entry);
+	// prevID is cleared after each call so no caller string is retained.
+	prevID  [objectBuckets]string
+	prevRow [objectBuckets]int
+	n       [objectBuckets]int32
 	// first is the bucket's smallest (row, stage): row<<8 | stage code.
 	first [objectBuckets]uint64
 	// off[b] is where bucket b's chunk starts in buf; pos[b] is the
@@ -332,7 +336,10 @@ func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, entries []
 	if sc == nil {
 		sc = new(objScratch)
 	}
-	defer rc.s.objScratch.Put(sc)
+	defer func() {
+		clear(sc.prevID[:])
+		rc.s.objScratch.Put(sc)
+	}()
 	if cap(sc.bk) < len(entries) {
 		sc.bk = make([]uint16, len(entries))
 		sc.code = make([]byte, len(entries))
@@ -366,10 +373,9 @@ func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, entries []
 		bks[i], codes[i] = bk, stc<<2|oc
 		sh, d := 0, int64(en.Row)
 		if sc.n[bk] > 0 {
-			prev := &entries[sc.last[bk]]
-			sh, d = commonPrefix(prev.ObjectID, en.ObjectID), int64(en.Row-prev.Row)
+			sh, d = commonPrefix(sc.prevID[bk], en.ObjectID), int64(en.Row-sc.prevRow[bk])
 		}
-		sc.last[bk] = int32(i)
+		sc.prevID[bk], sc.prevRow[bk] = en.ObjectID, en.Row
 		shared[i], delta[i] = byte(sh), d
 		size := objectEntrySize(en, sh, d, codes[i])
 		sc.off[bk+1] += size
