@@ -53,12 +53,16 @@ type ForecasterConfig struct {
 	// Record, if not nil, receives one tracking block per transaction and
 	// refresh chunk (Cluster.RecordBlocks).
 	Record func(ctx context.Context, bs []TrackBlock) error
+	// Duty is the share of wall time a pass may spend working (0 < Duty
+	// <= 1): after each chunk it pauses for work x (1/Duty - 1). Default
+	// 0.5, so refits take at most half of their workers' cores.
+	Duty float64
 	// Interval is the pause between passes; default 10s. Series dirtied
 	// during a pass wait for the next one, so under sustained ingest a
 	// series is refit at most once per interval instead of once per batch.
 	Interval time.Duration
 	// ChunkSize is the number of series read and fitted together; default
-	// 2048.
+	// 256.
 	ChunkSize int
 	// MaxUpdatePoints is the most new points a cached model absorbs by
 	// state update before a full refit; default 12.
@@ -81,7 +85,10 @@ func (c ForecasterConfig) withDefaults() ForecasterConfig {
 		c.Interval = 10 * time.Second
 	}
 	if c.ChunkSize <= 0 {
-		c.ChunkSize = 2048
+		c.ChunkSize = 256
+	}
+	if c.Duty <= 0 || c.Duty > 1 {
+		c.Duty = 0.5
 	}
 	if c.MaxUpdatePoints <= 0 {
 		c.MaxUpdatePoints = 12
@@ -413,6 +420,17 @@ func (f *Forecaster) refreshDataset(ctx context.Context, ds DatasetInfo, ring *R
 		}
 		st.Entries += len(es)
 		entries <- es
+		// Yield: pause in proportion to the work just done so a long
+		// pass cannot hold its cores for seconds while ingest queues
+		// behind it (ack latency under load was dominated by refits).
+		if f.cfg.Duty < 1 {
+			pause := time.Duration(float64(cs.Read+cs.Fit) * (1/f.cfg.Duty - 1))
+			select {
+			case <-ctx.Done():
+				return st, ctx.Err()
+			case <-time.After(pause):
+			}
+		}
 	}
 	return st, nil
 }
