@@ -24,11 +24,11 @@ func (Ensemble) Fit(y []float64, m int) (Fitted, error) {
 		return Intermittent{}.Fit(y, m)
 	}
 	var members []Fitted
-	best, damped, err := autoETSWithDamped(y, m)
+	r, err := autoETSSearch(y, m)
 	if err == nil {
-		members = append(members, &etsFitted{best})
-		if damped != nil {
-			members = append(members, &etsFitted{damped})
+		members = append(members, &etsFitted{r.best})
+		if r.damped != nil {
+			members = append(members, &etsFitted{r.damped})
 		}
 	}
 	if th, err := (Theta{}).Fit(y, m); err == nil {

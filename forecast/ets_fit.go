@@ -306,6 +306,8 @@ type etsCandidate struct {
 	par []float64
 	nm  *nmState
 	k   float64 // parameters counted by the information criterion
+
+	stalled bool // stopped for lack of progress (autoETSSearch)
 }
 
 func newETSCandidate(y []float64, sp etsSpec, m int, crit etsCrit) (*etsCandidate, error) {
@@ -402,26 +404,43 @@ func etsCandidates(seasonal, positive bool) []etsSpec {
 // autoETS selects the ETS model with the lowest AICc as forecast::ets does
 // with its defaults.
 func autoETS(y []float64, m int) (*etsFit, error) {
-	best, _, err := autoETSWithDamped(y, m)
-	return best, err
+	r, err := autoETSSearch(y, m)
+	return r.best, err
 }
 
-// autoETSWithDamped is autoETS that also returns the ETS(A,Ad,N) fit made
-// during the search (nil if none).
-func autoETSWithDamped(y []float64, m int) (best, damped *etsFit, err error) {
+// etsSearch is the outcome of autoETSSearch.
+type etsSearch struct {
+	best   *etsFit
+	damped *etsFit // ETS(A,Ad,N), nil if it could not be fitted
+	// Likelihood evaluations by phase: R's staged search, the lone
+	// survivor's refinement, finishing a pruned damped member.
+	stageEvals, soloEvals, dampedEvals int
+}
+
+func (r etsSearch) evals() int {
+	return r.stageEvals + r.soloEvals + r.dampedEvals
+}
+
+// autoETSSearch runs the AutoETS model search (see doc.go "Model search
+// speed"): R's Nelder-Mead from R's start for every candidate with staged
+// pruning and stall stops, and (always) a fit of the damped trend member
+// ETS(A,Ad,N) that the auto ensemble needs.
+func autoETSSearch(y []float64, m int) (r etsSearch, err error) {
 	n := len(y)
 	if n == 0 {
-		return nil, nil, ErrTooShort
+		return r, ErrTooShort
 	}
 	if isConstant(y) {
-		return constantETS(y), nil, nil
+		r.best = constantETS(y)
+		return r, nil
 	}
 	if n <= 6 {
 		f, err := fitETSSpec(y, etsSpec{'A', 'N', 'N', false}, 1, critLik)
 		if err != nil {
-			return constantETS(y[n-1:]), nil, nil
+			f = constantETS(y[n-1:])
 		}
-		return f, nil, nil
+		r.best = f
+		return r, nil
 	}
 	positive := true
 	for _, v := range y {
@@ -432,32 +451,56 @@ func autoETSWithDamped(y []float64, m int) (best, damped *etsFit, err error) {
 	}
 	seasonal := m > 1 && n > m && m <= 24
 	var cands []*etsCandidate
+	var damped *etsCandidate
 	for _, sp := range etsCandidates(seasonal, positive) {
 		c, err := newETSCandidate(y, sp, m, critLik)
-		if err == nil {
-			cands = append(cands, c)
+		if err != nil {
+			continue
+		}
+		cands = append(cands, c)
+		if sp == (etsSpec{'A', 'A', 'N', true}) {
+			damped = c
 		}
 	}
-	// Optimise all candidates in stages; after each stage drop those whose
+	// Optimise the candidates in stages; after each stage drop those whose
 	// AICc so far exceeds the best so far by more than etsPruneMargin.
 	// Paused optimisations resume exactly where they stopped, so every
 	// surviving model gets the same fit as an uninterrupted run.
+	var active []*etsCandidate
 	for si, limit := range etsStages {
 		if len(cands) == 1 {
 			// The choice is made; refine the survivor only while it
 			// still improves by etsSoloStall per etsSoloWindow evals.
 			c := cands[0]
-			for !c.nm.done && c.nm.funcount <= etsMaxIt {
+			before0 := c.nm.funcount
+			for !c.nm.done && !c.stalled && c.nm.funcount <= etsMaxIt {
 				before := c.nm.best()
 				c.nm.run(min(c.nm.funcount+etsSoloWindow, etsMaxIt))
 				if before-c.nm.best() < etsSoloStall {
 					break
 				}
 			}
+			r.soloEvals += c.nm.funcount - before0
 			break
 		}
+		active = active[:0]
 		for _, c := range cands {
+			if !c.nm.done && !c.stalled {
+				active = append(active, c)
+			}
+		}
+		if len(active) == 0 {
+			break
+		}
+		for _, c := range active {
+			before, fb := c.nm.funcount, c.nm.best()
 			c.nm.run(limit)
+			r.stageEvals += c.nm.funcount - before
+			// Past the first stage, a candidate that gained less than
+			// etsSoloStall per etsSoloWindow evaluations is left as is.
+			if si > 0 && (fb-c.nm.best())*etsSoloWindow < etsSoloStall*float64(c.nm.funcount-before) {
+				c.stalled = true
+			}
 		}
 		if si == len(etsStages)-1 {
 			break
@@ -479,22 +522,34 @@ func autoETSWithDamped(y []float64, m int) (best, damped *etsFit, err error) {
 		if err != nil || math.IsNaN(f.aicc) {
 			continue
 		}
-		if c.sp == (etsSpec{'A', 'A', 'N', true}) {
-			damped = f
+		if c == damped {
+			r.damped = f
 		}
-		if best == nil || f.aicc < best.aicc {
-			best = f
+		if r.best == nil || f.aicc < r.best.aicc {
+			r.best = f
 		}
 	}
-	if best == nil {
-		return nil, nil, ErrTooShort
+	if r.best == nil {
+		return r, ErrTooShort
 	}
-	return best, damped, nil
+	if damped != nil && r.damped == nil {
+		// Pruned (or never started): finish the 6-parameter search from
+		// where it stands, within etsDampedEvals more evaluations.
+		before := damped.nm.funcount
+		damped.nm.run(before + etsDampedEvals)
+		r.dampedEvals = damped.nm.funcount - before
+		if f, err := damped.finish(); err == nil && !math.IsNaN(f.aicc) {
+			r.damped = f
+		}
+	}
+	return r, nil
 }
 
 // etsStages are the evaluation limits after which autoETS prunes
-// candidates; the last is R's maxit.
-var etsStages = []int{200, 500, 1000, etsMaxIt}
+// candidates; the last is R's maxit. From the second stage on, a candidate
+// that gained less than etsSoloStall per etsSoloWindow evaluations in a
+// stage stops there (its AICc still takes part in the comparison).
+var etsStages = []int{200, 400, 600, 800, 1000, 1200, 1400, 1600, 1800, etsMaxIt}
 
 // Once pruning leaves a single candidate the model choice is made, and R's
 // remaining Nelder-Mead steps only refine its estimate (in 17 dimensions
@@ -506,6 +561,10 @@ const (
 	etsSoloStall  = 1.0
 	etsSoloWindow = 200
 )
+
+// etsDampedEvals bounds the extra evaluations spent to finish ETS(A,Ad,N)
+// for the auto ensemble when the search pruned it.
+const etsDampedEvals = 300
 
 // etsPruneMargin is how far (in AICc units) a partially optimised candidate
 // may trail the best one and still be optimised further.
