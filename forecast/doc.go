@@ -40,9 +40,14 @@
 // measures how often on synthetic monthly data). Once a single candidate
 // is left, it is refined only while that still pays: it stops before R
 // would when 200 evaluations lower -2 log-likelihood by less than 1
-// (etsSoloStall). That mostly cuts the tail of the 17-parameter monthly
-// seasonal searches, which R ends at maxit unconverged; the M3 accuracy
-// table (yearly, quarterly, other) is unchanged by it. The likelihood runs in one loop per model class
+// (etsSoloStall). The same stall stop applies to each competing candidate
+// after every 200-evaluation stage past the first: close seasonal rivals
+// that have stopped improving no longer run on to maxit. The auto ensemble
+// always gets ETS(A,Ad,N): if the search pruned it, its own search is
+// continued for at most etsDampedEvals more evaluations. These stops cut
+// the tail of the 17-parameter monthly seasonal searches, which R ends at
+// maxit unconverged; they move the M3 table slightly (bench/RESULTS.md).
+// The likelihood runs in one loop per model class
 // (ets_filter.go) with the seasonal states in a ring.
 //
 // # Backtests
