@@ -151,6 +151,19 @@ func Decode(ctx context.Context, f Format, r io.Reader, s *Schema, cfg DecodeCon
 // Arrow builders, so a body buffer is free again once Decode returns.
 var bodyPool sync.Pool // of *[]byte
 
+// decodeWhole reads the body whole (bounded by max) into a pooled buffer,
+// counts its bytes into the batch and hands it to decodeBytes; the text
+// decoders (CSV, NDJSON, JSON) share it.
+func decodeWhole(ctx context.Context, r io.Reader, max int64, rb *rowBuilder, decodeBytes func(context.Context, []byte, *rowBuilder) error) error {
+	bp, err := readBody(r, max)
+	if err != nil {
+		return err
+	}
+	defer putBody(bp)
+	rb.batch.Bytes = int64(len(*bp))
+	return decodeBytes(ctx, *bp, rb)
+}
+
 // readBody reads r whole, up to max bytes, into a pooled buffer; the caller
 // must call putBody when done with it. A reader with a Len method (bytes.Reader,
 // strings.Reader, bytes.Buffer) is read into a buffer of the right size.

@@ -132,13 +132,7 @@ func (s *csvScanner) skipBlank() bool {
 }
 
 func (d *csvDecoder) decode(ctx context.Context, r io.Reader, rb *rowBuilder) error {
-	bp, err := readBody(r, d.maxBytes)
-	if err != nil {
-		return err
-	}
-	defer putBody(bp)
-	rb.batch.Bytes = int64(len(*bp))
-	return d.decodeBytes(ctx, *bp, rb)
+	return decodeWhole(ctx, r, d.maxBytes, rb, d.decodeBytes)
 }
 
 func (d *csvDecoder) decodeBytes(ctx context.Context, body []byte, rb *rowBuilder) error {

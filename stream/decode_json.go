@@ -27,13 +27,7 @@ func newJSONDecoderFromConfig(cfg DecodeConfig) decoder { return newJSONDecoder(
 func newJSONDecoder(maxBytes int64) *jsonDecoder { return &jsonDecoder{maxBytes: maxBytes} }
 
 func (d *jsonDecoder) decode(ctx context.Context, r io.Reader, rb *rowBuilder) error {
-	bp, err := readBody(r, d.maxBytes)
-	if err != nil {
-		return err
-	}
-	defer putBody(bp)
-	rb.batch.Bytes = int64(len(*bp))
-	return d.decodeBytes(ctx, *bp, rb)
+	return decodeWhole(ctx, r, d.maxBytes, rb, d.decodeBytes)
 }
 
 func (d *jsonDecoder) decodeBytes(ctx context.Context, body []byte, rb *rowBuilder) error {

@@ -20,13 +20,7 @@ func newNDJSONDecoderFromConfig(cfg DecodeConfig) decoder { return newNDJSONDeco
 func newNDJSONDecoder(maxBytes int64) *ndjsonDecoder { return &ndjsonDecoder{maxBytes: maxBytes} }
 
 func (d *ndjsonDecoder) decode(ctx context.Context, r io.Reader, rb *rowBuilder) error {
-	bp, err := readBody(r, d.maxBytes)
-	if err != nil {
-		return err
-	}
-	defer putBody(bp)
-	rb.batch.Bytes = int64(len(*bp))
-	return d.decodeBytes(ctx, *bp, rb)
+	return decodeWhole(ctx, r, d.maxBytes, rb, d.decodeBytes)
 }
 
 func (d *ndjsonDecoder) decodeBytes(ctx context.Context, body []byte, rb *rowBuilder) error {
