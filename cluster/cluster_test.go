@@ -623,19 +623,21 @@ func TestBootstrap(t *testing.T) {
 		if got := clustertest.Voters(l.C()); !slices.Equal(got, []string{"n1", "n2", "n3"}) {
 			t.Errorf("voters %v, want [n1 n2 n3]", got)
 		}
-		var term uint64
-		for _, n := range tc.Running() {
-			info, err := n.C().RaftInfo()
-			if err != nil {
-				t.Fatal(err)
+		// One node bootstraps the configuration; the others learn it
+		// from the leader's first appends, which may land just after
+		// the election, so wait for every node to hold it.
+		testutil.WaitFor(t, wait, func() error {
+			for _, n := range tc.Running() {
+				info, err := n.C().RaftInfo()
+				if err != nil {
+					return err
+				}
+				if len(info.Peers) != 3 {
+					return fmt.Errorf("%s: peers %v, want 3", n.Name, info.Peers)
+				}
 			}
-			if term == 0 {
-				term = info.Term
-			}
-			if len(info.Peers) != 3 {
-				t.Errorf("%s: peers %v, want 3", n.Name, info.Peers)
-			}
-		}
+			return nil
+		})
 	})
 	t.Run("conflicting expect", func(t *testing.T) {
 		counts := map[string]*atomic.Int64{"n1": {}, "n2": {}, "n3": {}}
