@@ -84,6 +84,11 @@ type Config struct {
 	// blocks, object index, statistics) are kept; the leader expires older
 	// ones every 10 minutes. Default 168h (7 days).
 	TrackingRetention time.Duration `toml:"tracking_retention"`
+	// EnableDebug serves Go's profiler at /debug/pprof/ on the HTTP API
+	// listeners (as Consul's enable_debug), for diagnosing CPU and memory
+	// use on a live node. It exposes internals: keep it off unless needed.
+	// Default false.
+	EnableDebug bool `toml:"enable_debug"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `toml:"log_level"`
 	// LogFormat is text or json. Default text.
@@ -292,6 +297,19 @@ func intSetting(flag, usage string, p func(*Config) *int) Setting {
 		Get: func(c *Config) string { return strconv.Itoa(*p(c)) }}
 }
 
+func boolSetting(flag, usage string, p func(*Config) *bool) Setting {
+	return Setting{Flag: flag, Usage: usage, IsBool: true,
+		Set: func(c *Config, v string) error {
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return fmt.Errorf("%s: %q is not true or false", flag, v)
+			}
+			*p(c) = b
+			return nil
+		},
+		Get: func(c *Config) string { return strconv.FormatBool(*p(c)) }}
+}
+
 func durSetting(flag, usage string, p func(*Config) *time.Duration) Setting {
 	return Setting{Flag: flag, Usage: usage,
 		Set: func(c *Config, v string) error {
@@ -315,16 +333,7 @@ func Settings() []Setting {
 		strSetting("http3-addr", "HTTP/3 API address (UDP); empty: same host and port as --http-addr; off disables", func(c *Config) *string { return &c.HTTP3Addr }),
 		strSetting("tls-cert-file", "PEM certificate of the API (empty: self-signed under <data-dir>/tls)", func(c *Config) *string { return &c.TLSCertFile }),
 		strSetting("tls-key-file", "PEM private key of the API", func(c *Config) *string { return &c.TLSKeyFile }),
-		{Flag: "tls-disable", Usage: "serve plain HTTP only (no TLS, no HTTP/3)", IsBool: true,
-			Set: func(c *Config, v string) error {
-				b, err := strconv.ParseBool(v)
-				if err != nil {
-					return fmt.Errorf("tls-disable: %q is not true or false", v)
-				}
-				c.TLSDisable = b
-				return nil
-			},
-			Get: func(c *Config) string { return strconv.FormatBool(c.TLSDisable) }},
+		boolSetting("tls-disable", "serve plain HTTP only (no TLS, no HTTP/3)", func(c *Config) *bool { return &c.TLSDisable }),
 		strSetting("raft-addr", "Raft transport address (TCP)", func(c *Config) *string { return &c.RaftAddr }),
 		strSetting("gossip-addr", "memberlist gossip address", func(c *Config) *string { return &c.GossipAddr }),
 		{Flag: "join", Usage: "comma-separated gossip addresses of nodes to join",
@@ -357,6 +366,7 @@ func Settings() []Setting {
 		durSetting("request-timeout", "time limit for one API request", func(c *Config) *time.Duration { return &c.RequestTimeout }),
 		durSetting("shutdown-timeout", "time limit for a graceful shutdown", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 		durSetting("tracking-retention", "how long tracking records are kept (e.g. 168h)", func(c *Config) *time.Duration { return &c.TrackingRetention }),
+		boolSetting("enable-debug", "serve the Go profiler at /debug/pprof/ (diagnostics only)", func(c *Config) *bool { return &c.EnableDebug }),
 		strSetting("log-level", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
 		strSetting("log-format", "text or json", func(c *Config) *string { return &c.LogFormat }),
 	}

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 	"time"
 
@@ -92,6 +93,13 @@ func (n *Node) routes() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "node": n.cfg.NodeName, "index": n.cl.Store().AppliedIndex()})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg}))
+	if n.cfg.EnableDebug {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorResponse{Error: "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
