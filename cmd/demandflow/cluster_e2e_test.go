@@ -7,10 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -294,6 +299,90 @@ func TestClusterFailover(t *testing.T) {
 		}
 	}
 	t.Logf("done in %v", time.Since(start).Round(time.Millisecond))
+}
+
+// TestDrillAttachWithCommands runs one kill cycle of the drill in attach
+// mode against a 3-process cluster the test owns: --kill-cmd and
+// --restart-cmd reach the test's controller over HTTP (bash's /dev/tcp, so
+// nothing but bash is needed), as an operator's ssh/systemctl commands
+// would reach real hosts.
+func TestDrillAttachWithCommands(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a 3-process cluster; skipped with -short")
+	}
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("bash not found: the test's kill/restart commands use bash's /dev/tcp")
+	}
+	ctx := t.Context()
+	lc, err := startLocalCluster(ctx, localClusterConfig{Bin: binPath, Dir: t.TempDir(), Nodes: 3, LogLevel: "warn",
+		Args: []string{"--tls-disable"}})
+	if err != nil {
+		t.Fatalf("start cluster: %v", err)
+	}
+	t.Cleanup(lc.Close)
+	var mu sync.Mutex
+	var calls []string
+	ctl := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		op, name, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		mu.Lock()
+		calls = append(calls, op+" "+name)
+		mu.Unlock()
+		var err error
+		switch op {
+		case "kill":
+			err = lc.Kill(r.Context(), name)
+		case "restart":
+			err = lc.Restart(r.Context(), name)
+		default:
+			err = fmt.Errorf("unknown op %q", op)
+		}
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	}))
+	t.Cleanup(ctl.Close)
+	port := ctl.Listener.Addr().(*net.TCPAddr).Port
+	// A status line check makes a failed control call fail the command.
+	cmdFor := func(op string) string {
+		return fmt.Sprintf(`bash -c 'exec 3<>/dev/tcp/127.0.0.1/%d; printf "GET /%s/{node} HTTP/1.0\r\n\r\n" >&3; head -1 <&3 | grep -q " 200 "'`, port, op)
+	}
+	var urls []string
+	for _, n := range lc.Nodes() {
+		urls = append(urls, n.URL)
+	}
+	jsonPath := filepath.Join(t.TempDir(), "drill.json")
+	var out, errb bytes.Buffer
+	err = runDrillFailover(ctx, &drillOpts{attach: strings.Join(urls, ","), cycles: 1, rate: 2000, batch: 100,
+		stepTimeout: 30 * time.Second, jsonFile: jsonPath, quiet: true,
+		killCmd: cmdFor("kill"), restartCmd: cmdFor("restart")}, &out, &errb)
+	if err != nil {
+		t.Fatalf("drill: %v\n%s\n%s", err, out.String(), errb.String())
+	}
+	var rep bench.DrillReport
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Cycles) != 1 || rep.AckedRows == 0 || rep.LostRows != 0 || rep.DuplicateRows != 0 {
+		t.Fatalf("report: %d cycles, %d acked, %d lost, %d duplicated; want 1 cycle, rows acked, none lost or duplicated",
+			len(rep.Cycles), rep.AckedRows, rep.LostRows, rep.DuplicateRows)
+	}
+	killed := rep.Cycles[0].Killed
+	mu.Lock()
+	defer mu.Unlock()
+	if want := []string{"kill " + killed, "restart " + killed}; !slices.Equal(calls, want) {
+		t.Errorf("controller calls %q, want %q", calls, want)
+	}
+	for name, n := range rep.StoredRows {
+		if n != rep.AckedRows {
+			t.Errorf("%s stores %d rows, want %d", name, n, rep.AckedRows)
+		}
+	}
 }
 
 // TestDrillCommandAttachRefusesKills checks the attach-mode message

@@ -7,9 +7,9 @@ package main
 // OS-chosen ports in a temp dir (one data dir per node, kept across its
 // restarts), kills them with SIGKILL and restarts them on the same ports
 // when it can (else on new ones: a node may come back at a new address).
-// attachCluster points the drill at a cluster someone else runs: it cannot
-// kill, so only --cycles 0 (steady ingest + row check) is possible; kill
-// nodes from outside while it runs to drill by hand.
+// attachCluster points the drill at a cluster someone else runs: it kills
+// and restarts nodes through the operator's --kill-cmd/--restart-cmd, and
+// without them only --cycles 0 (steady ingest + row check) is possible.
 
 import (
 	"bytes"
@@ -324,15 +324,30 @@ func logTail(path string, n int) string {
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
-// attachCluster is a bench.Controller over nodes run by someone else.
-type attachCluster struct{ nodes []bench.DrillNode }
+// attachCluster is a bench.Controller over nodes run by someone else. It
+// can kill and restart them only through operator-given shell commands
+// (--kill-cmd, --restart-cmd), e.g. `ssh {node} sudo systemctl kill -s
+// KILL demandflow` and `ssh {node} sudo systemctl start demandflow`.
+type attachCluster struct {
+	nodes      []bench.DrillNode
+	killCmd    string
+	restartCmd string
+	hc         *http.Client
+	token      string
+	// waitTO bounds the wait for a killed node to stop answering and for
+	// a restarted one to answer again.
+	waitTO time.Duration
+}
 
-// errAttachKill explains why attach mode has no kill cycles.
-var errAttachKill = fmt.Errorf("%w: with --attach the drill does not own the node processes, so it cannot SIGKILL or restart them; run `demandflow drill failover --attach ... --cycles 0` while you kill nodes from outside (it measures steady ingest and checks every acked row is stored once), or drop --attach to let the drill start its own local cluster", bench.ErrCannotKill)
+// errAttachKill explains why attach mode without commands has no kill cycles.
+var errAttachKill = fmt.Errorf("%w: with --attach the drill does not own the node processes, so it cannot SIGKILL or restart them by itself; give --kill-cmd and --restart-cmd (shell commands; {node} is the node name, {url} its base URL), or run `demandflow drill failover --attach ... --cycles 0` while you kill nodes from outside (it measures steady ingest and checks every acked row is stored once), or drop --attach to let the drill start its own local cluster", bench.ErrCannotKill)
 
 func newAttachCluster(ctx context.Context, addrs []string, o *drillOpts) (*attachCluster, error) {
-	ac := &attachCluster{}
-	hc := &http.Client{Timeout: 5 * time.Second}
+	ac := &attachCluster{killCmd: o.killCmd, restartCmd: o.restartCmd, token: o.token,
+		hc: &http.Client{Timeout: 5 * time.Second}, waitTO: o.stepTimeout}
+	if ac.waitTO <= 0 {
+		ac.waitTO = time.Minute
+	}
 	for i, a := range addrs {
 		a = strings.TrimRight(strings.TrimSpace(a), "/")
 		if !strings.Contains(a, "://") {
@@ -343,7 +358,7 @@ func newAttachCluster(ctx context.Context, addrs []string, o *drillOpts) (*attac
 		if o.token != "" {
 			req.Header.Set("Authorization", "Bearer "+o.token)
 		}
-		resp, err := hc.Do(req)
+		resp, err := ac.hc.Do(req)
 		if err != nil {
 			return nil, connError(a, err)
 		}
@@ -363,11 +378,100 @@ func newAttachCluster(ctx context.Context, addrs []string, o *drillOpts) (*attac
 func (ac *attachCluster) Nodes() []bench.DrillNode {
 	return append([]bench.DrillNode(nil), ac.nodes...)
 }
-func (ac *attachCluster) Kill(context.Context, string) error    { return errAttachKill }
-func (ac *attachCluster) Restart(context.Context, string) error { return errAttachKill }
 
-// CanKill tells bench.RunFailoverDrill that kill cycles are impossible.
-func (ac *attachCluster) CanKill() error { return errAttachKill }
+// Kill runs --kill-cmd for the node and waits until its API stops
+// answering (the process is gone).
+func (ac *attachCluster) Kill(ctx context.Context, name string) error {
+	if err := ac.CanKill(); err != nil {
+		return err
+	}
+	n, err := ac.node(name)
+	if err != nil {
+		return err
+	}
+	if err := ac.run(ctx, "kill", ac.killCmd, n); err != nil {
+		return err
+	}
+	return ac.waitHealth(ctx, n, false)
+}
+
+// Restart runs --restart-cmd for the node and waits until its API answers.
+func (ac *attachCluster) Restart(ctx context.Context, name string) error {
+	if err := ac.CanKill(); err != nil {
+		return err
+	}
+	n, err := ac.node(name)
+	if err != nil {
+		return err
+	}
+	if err := ac.run(ctx, "restart", ac.restartCmd, n); err != nil {
+		return err
+	}
+	return ac.waitHealth(ctx, n, true)
+}
+
+// CanKill tells bench.RunFailoverDrill whether kill cycles are possible:
+// only with both --kill-cmd and --restart-cmd.
+func (ac *attachCluster) CanKill() error {
+	if ac.killCmd == "" || ac.restartCmd == "" {
+		return errAttachKill
+	}
+	return nil
+}
+
+func (ac *attachCluster) node(name string) (bench.DrillNode, error) {
+	for _, n := range ac.nodes {
+		if n.Name == name {
+			return n, nil
+		}
+	}
+	return bench.DrillNode{}, fmt.Errorf("attach: no node named %q", name)
+}
+
+// expandNodeCmd fills {node} and {url} in an operator's command template.
+func expandNodeCmd(tmpl string, n bench.DrillNode) string {
+	return strings.NewReplacer("{node}", n.Name, "{url}", n.URL).Replace(tmpl)
+}
+
+// run runs one operator command with sh -c; a non-zero exit is an error
+// that carries the command's output.
+func (ac *attachCluster) run(ctx context.Context, what, tmpl string, n bench.DrillNode) error {
+	line := expandNodeCmd(tmpl, n)
+	cctx, cancel := context.WithTimeout(ctx, ac.waitTO)
+	defer cancel()
+	out, err := exec.CommandContext(cctx, "sh", "-c", line).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%s %s: `%s`: %v: %s", what, n.Name, line, err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+// waitHealth polls the node's /healthz until it answers (up) or stops
+// answering (!up).
+func (ac *attachCluster) waitHealth(ctx context.Context, n bench.DrillNode, up bool) error {
+	deadline := time.Now().Add(ac.waitTO)
+	for {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, n.URL+"/healthz", nil)
+		resp, err := ac.hc.Do(req)
+		answered := err == nil
+		if resp != nil {
+			resp.Body.Close()
+		}
+		if answered == up {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if time.Now().After(deadline) {
+			if up {
+				return fmt.Errorf("%s did not answer at %s within %v of the restart command", n.Name, n.URL, ac.waitTO)
+			}
+			return fmt.Errorf("%s still answers at %s %v after the kill command", n.Name, n.URL, ac.waitTO)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
 
 type drillOpts struct {
 	nodes       int
@@ -384,6 +488,8 @@ type drillOpts struct {
 	nodeArgs    []string
 	token       string
 	quiet       bool
+	killCmd     string
+	restartCmd  string
 }
 
 func newDrillCmd() *cobra.Command {
@@ -407,9 +513,17 @@ then restarts the killed node on its data dir (same ports if free) and
 waits until it is ready and caught up. At the end every node's stored row
 count is compared with the acked rows (lost_rows, duplicate_rows).
 
---attach URL,... drills a cluster run elsewhere. The drill cannot kill
-those processes, so it refuses --cycles > 0; with --cycles 0 it ingests
-for --duration and checks the row counts (kill nodes from outside meanwhile).
+--attach URL,... drills a cluster run elsewhere. The drill does not own
+those processes: give --kill-cmd and --restart-cmd, shell commands run
+with sh -c in which {node} is the node's name and {url} its base URL, e.g.
+
+  --kill-cmd 'ssh {node} sudo systemctl kill -s KILL demandflow'
+  --restart-cmd 'ssh {node} sudo systemctl start demandflow'
+
+After the kill command the drill waits until the node stops answering,
+after the restart command until it answers again. Without them it refuses
+--cycles > 0; with --cycles 0 it ingests for --duration and checks the row
+counts (kill nodes from outside meanwhile).
 
 Exit codes: 0 ok; 1 the drill could not complete; 2 rows were lost or
 duplicated.`,
@@ -435,6 +549,8 @@ duplicated.`,
 	f.StringArrayVar(&o.nodeArgs, "node-arg", nil, "extra flag for every local node, repeatable (--node-arg=--tls-disable)")
 	f.StringVar(&o.token, "token", os.Getenv("DEMANDFLOW_TOKEN"), "API key (env DEMANDFLOW_TOKEN)")
 	f.BoolVar(&o.quiet, "quiet", false, "no progress lines on stderr")
+	f.StringVar(&o.killCmd, "kill-cmd", "", "with --attach: shell command that crashes a node ({node}: name, {url}: base URL)")
+	f.StringVar(&o.restartCmd, "restart-cmd", "", "with --attach: shell command that starts a killed node again ({node}, {url})")
 	cmd.AddCommand(fo)
 	return cmd
 }
@@ -448,7 +564,7 @@ func runDrillFailover(ctx context.Context, o *drillOpts, stdout, stderr io.Write
 	var ctl bench.Controller
 	var lc *localCluster
 	if o.attach != "" {
-		if o.cycles > 0 {
+		if o.cycles > 0 && (o.killCmd == "" || o.restartCmd == "") {
 			return exitError{code: 1, msg: fmt.Sprintf("drill failover: --cycles %d: %v", o.cycles, errAttachKill)}
 		}
 		ac, err := newAttachCluster(ctx, strings.Split(o.attach, ","), o)
@@ -456,6 +572,8 @@ func runDrillFailover(ctx context.Context, o *drillOpts, stdout, stderr io.Write
 			return err
 		}
 		ctl = ac
+	} else if o.killCmd != "" || o.restartCmd != "" {
+		return exitError{code: 1, msg: "drill failover: --kill-cmd and --restart-cmd apply only with --attach (a local cluster is killed and restarted by the drill itself)"}
 	} else {
 		if o.nodes < 3 && o.cycles > 0 {
 			return fmt.Errorf("drill failover: --nodes %d: a leader kill needs at least 3 nodes to keep a quorum", o.nodes)
