@@ -31,6 +31,7 @@ type Schema struct {
 	ObjectID     string          `json:"object_id,omitempty"`
 	Rules        map[string]Rule `json:"rules,omitempty"`
 	Duplicates   string          `json:"duplicates,omitempty"`
+	Tracking     *bool           `json:"tracking,omitempty"`
 	TrackObjects *bool           `json:"track_objects,omitempty"`
 }
 

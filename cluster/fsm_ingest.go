@@ -136,7 +136,7 @@ func (f *FSM) applyIngest(ac *applyCtx, index uint64, h, payload []byte) any {
 	st := ac.statsOf(e)
 	for _, r := range recs {
 		ac.writeRows(e, st, r)
-		ac.markDirty(e, r, index, hdr.TxID)
+		ac.markDirty(e, r, index, trackedTx(e, hdr.TxID))
 	}
 	res := &IngestResult{
 		TxID: hdr.TxID, Part: hdr.Part, Parts: hdr.Parts,
@@ -167,6 +167,15 @@ func (f *FSM) applyIngest(ac *applyCtx, index uint64, h, payload []byte) any {
 	st.accepted += int64(rows)
 	st.rejected += int64(len(hdr.Errors))
 	return res
+}
+
+// trackedTx returns txID, or "" when the dataset is not tracked: a dirty
+// mark's transaction only gets a forecast tracking block.
+func trackedTx(e *dsEntry, txID string) string {
+	if !e.schema.Tracks() {
+		return ""
+	}
+	return txID
 }
 
 // partResult returns the recorded result of an applied part, or nil.

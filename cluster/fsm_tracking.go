@@ -44,6 +44,11 @@ import (
 // the apply block has no duration of its own: its span runs from the
 // first part's append to the last part's.
 //
+// A dataset created with "tracking": false records nothing: its parts
+// still update the transaction record (idempotency) but write no tracking
+// records, and its dirty marks carry no transaction, so no forecast block
+// follows.
+//
 // Tracking never fails an ingest: Recorder errors are counted
 // (Store.TrackingWriteErrors, the demandflow_tracking_write_errors_total
 // metric) and the Monitor raises the tracking_write alarm; the ingest's
@@ -150,6 +155,9 @@ func (f *FSM) trackIngest(ac *applyCtx, e *dsEntry, h *ingestHeader, recs []arro
 		tx.ApplyStart = t.appended.UnixNano()
 	}
 	tx.EntryBytes += entryBytes
+	if !e.schema.Tracks() {
+		return
+	}
 	rec := f.recorder(ac)
 	if rec == nil {
 		return

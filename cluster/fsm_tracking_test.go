@@ -311,6 +311,45 @@ func TestTrackingWriteErrorKeepsIngest(t *testing.T) {
 	}
 }
 
+// TestTrackingOffDataset: a dataset created with tracking: false stores its
+// rows, keeps idempotency, and leaves no tracking record of any kind.
+func TestTrackingOffDataset(t *testing.T) {
+	mem := checkedMem(t)
+	s := openMemStore(t, nil)
+	a := &logApplier{t: t, fsms: []*FSM{NewFSM(s, testLogger(t))}}
+	sc := testSchema("quiet", "")
+	sc.Tracking = ptr(false)
+	a.apply(testTime, mustCreate(t, sc))
+	m := trackMeta("quiet", testTime)
+	m.RowsIn = 2
+	b := buildBatch(t, mem, &sc, []row{{"p1", "EU", 100, 1, 2, "o-1"}}, 10, []stream.RowError{{Row: 2, ObjectID: "o-2", Field: "qty", Reason: "below min 0"}})
+	defer b.Release()
+	parts := mustIngest(t, m, &sc, b, 0)
+	res, ok := a.apply(testTime, parts...)[0].(*IngestResult)
+	if !ok || res.Accepted != 1 || res.Rejected != 1 {
+		t.Fatalf("ingest: got %+v, want 1 accepted, 1 rejected", res)
+	}
+	if again, ok := a.apply(testTime, parts...)[0].(*IngestResult); !ok || !again.Duplicate {
+		t.Fatalf("re-sent part: got %+v, want a duplicate", again)
+	}
+	ts := s.Tracking()
+	if _, err := ts.Transaction(t.Context(), nil, m.TxID); !errors.Is(err, tracking.ErrNotFound) {
+		t.Errorf("tracking transaction: got %v, want not found", err)
+	}
+	for _, id := range []string{"o-1", "o-2"} {
+		if evs, _, err := ts.Object(t.Context(), nil, id, 10, ""); err == nil && len(evs) > 0 {
+			t.Errorf("object %s: got %d events, want none", id, len(evs))
+		}
+	}
+	var marks []DirtyMark
+	if _, _, err := s.DirtySeries(t.Context(), "quiet", func(m DirtyMark) bool { marks = append(marks, m); return true }); err != nil {
+		t.Fatal(err)
+	}
+	if len(marks) != 1 || marks[0].TxID != "" {
+		t.Errorf("dirty marks %+v, want one without a transaction (no forecast block)", marks)
+	}
+}
+
 // TestMonitorTrackingAlarm: a rise of the tracking write error count
 // raises tracking_write:<node>, which is cleared after a quiet period.
 func TestMonitorTrackingAlarm(t *testing.T) {

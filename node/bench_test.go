@@ -39,7 +39,12 @@ func benchNode(b *testing.B) *Node {
 
 func benchCreate(b *testing.B, n *Node) {
 	b.Helper()
-	body, _ := json.Marshal(sample.Schema("bench"))
+	benchCreateSchema(b, n, sample.Schema("bench"))
+}
+
+func benchCreateSchema(b *testing.B, n *Node, sc stream.Schema) {
+	b.Helper()
+	body, _ := json.Marshal(sc)
 	resp, err := http.Post(n.URL()+"/v1/datasets", "application/json", bytes.NewReader(body))
 	if err != nil {
 		b.Fatal(err)
@@ -73,46 +78,75 @@ func BenchmarkIngestHTTP(b *testing.B) {
 		b.Run("format="+string(f), func(b *testing.B) {
 			n := benchNode(b)
 			benchCreate(b, n)
-			rows, _ := (sample.Config{Products: 200, Markets: 10, Months: 60, BadRows: -1}).Rows()
-			const batch = 10000
-			var bodies [][]byte
-			for i := 0; i+batch <= len(rows); i += batch {
-				bodies = append(bodies, benchBody(f, rows[i:i+batch]))
-			}
-			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
-			url := n.URL() + "/v1/datasets/bench/records"
-			const clients = 4
-			var next atomic.Int64
-			var bytesSent atomic.Int64
-			b.ResetTimer()
-			start := time.Now()
-			var wg sync.WaitGroup
-			var firstErr atomic.Value
-			for c := 0; c < clients; c++ {
-				wg.Go(func() {
-					for {
-						i := next.Add(1) - 1
-						if i >= int64(b.N) {
-							return
-						}
-						body := bodies[i%int64(len(bodies))]
-						bytesSent.Add(int64(len(body)))
-						if err := benchPost(hc, url, f.ContentType(), body); err != nil {
-							firstErr.CompareAndSwap(nil, err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
-			el := time.Since(start)
-			if err, _ := firstErr.Load().(error); err != nil {
-				b.Fatal(err)
-			}
-			b.ReportMetric(float64(b.N*batch)/el.Seconds(), "rows/s")
-			b.ReportMetric(float64(bytesSent.Load())/el.Seconds()/1e6, "MB/s")
+			benchIngest(b, n, "bench", f)
 		})
 	}
+}
+
+// BenchmarkIngestTracking measures what data-flow tracking costs end to
+// end: the same NDJSON ingest as BenchmarkIngestHTTP into a dataset with
+// tracking off ("tracking": false), transaction tracking only
+// ("track_objects": false) and tracking with the object index (the
+// default for a dataset with an object-id column), each on a fresh node.
+// The target compares objects with off (>= 90%).
+func BenchmarkIngestTracking(b *testing.B) {
+	off, on := false, true
+	for _, mode := range []struct {
+		name                   string
+		tracking, trackObjects *bool
+	}{{"off", &off, nil}, {"on", &on, &off}, {"objects", nil, nil}} {
+		b.Run("tracking="+mode.name, func(b *testing.B) {
+			n := benchNode(b)
+			sc := sample.Schema("bench")
+			sc.Tracking, sc.TrackObjects = mode.tracking, mode.trackObjects
+			benchCreateSchema(b, n, sc)
+			benchIngest(b, n, "bench", stream.NDJSON)
+		})
+	}
+}
+
+// benchIngest posts b.N 10,000-row bodies of the sample data in format f to
+// dataset from 4 concurrent clients and reports rows/s and MB/s.
+func benchIngest(b *testing.B, n *Node, dataset string, f stream.Format) {
+	b.Helper()
+	rows, _ := (sample.Config{Products: 200, Markets: 10, Months: 60, BadRows: -1}).Rows()
+	const batch = 10000
+	var bodies [][]byte
+	for i := 0; i+batch <= len(rows); i += batch {
+		bodies = append(bodies, benchBody(f, rows[i:i+batch]))
+	}
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+	url := n.URL() + "/v1/datasets/" + dataset + "/records"
+	const clients = 4
+	var next atomic.Int64
+	var bytesSent atomic.Int64
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	var firstErr atomic.Value
+	for c := 0; c < clients; c++ {
+		wg.Go(func() {
+			for {
+				i := next.Add(1) - 1
+				if i >= int64(b.N) {
+					return
+				}
+				body := bodies[i%int64(len(bodies))]
+				bytesSent.Add(int64(len(body)))
+				if err := benchPost(hc, url, f.ContentType(), body); err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	el := time.Since(start)
+	if err, _ := firstErr.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(b.N*batch)/el.Seconds(), "rows/s")
+	b.ReportMetric(float64(bytesSent.Load())/el.Seconds()/1e6, "MB/s")
 }
 
 func benchBody(f stream.Format, rows [][]string) []byte {

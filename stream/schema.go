@@ -54,8 +54,15 @@ type Schema struct {
 	ObjectID   string          `json:"object_id,omitempty"`
 	Rules      map[string]Rule `json:"rules,omitempty"`
 	Duplicates DuplicatePolicy `json:"duplicates,omitempty"`
+	// Tracking turns data-flow tracking on for this dataset's
+	// transactions; nil means on. Off, the dataset's ingests leave no
+	// tracking records (transactions, stage blocks, rejected rows, object
+	// index, forecast blocks, statistics): for high-volume feeds whose
+	// journey nobody queries. The ingest response still reports rejected
+	// rows.
+	Tracking *bool `json:"tracking,omitempty"`
 	// TrackObjects turns the tracking object index on for this dataset; nil
-	// means on when ObjectID is set.
+	// means on when ObjectID is set and Tracking is on.
 	TrackObjects *bool `json:"track_objects,omitempty"`
 	// Forecast configures the dataset's forecasts; nil means the defaults
 	// (see ForecastSettings).
@@ -137,6 +144,14 @@ func (s *Schema) Validate() error {
 			return err
 		}
 	}
+	if s.TrackObjects != nil && *s.TrackObjects {
+		if s.ObjectID == "" {
+			return schemaErr("track_objects: true needs an object_id column")
+		}
+		if !s.Tracks() {
+			return schemaErr("track_objects: true needs tracking on (tracking: false turns every tracking record off)")
+		}
+	}
 	if s.Forecast != nil {
 		if err := s.Forecast.Validate(); err != nil {
 			return err
@@ -181,10 +196,13 @@ func (s *Schema) Columns() []string {
 	return cols
 }
 
+// Tracks reports whether this dataset's transactions are tracked.
+func (s *Schema) Tracks() bool { return s.Tracking == nil || *s.Tracking }
+
 // TracksObjects reports whether rows of this dataset go into the tracking
 // object index.
 func (s *Schema) TracksObjects() bool {
-	if s.ObjectID == "" {
+	if s.ObjectID == "" || !s.Tracks() {
 		return false
 	}
 	return s.TrackObjects == nil || *s.TrackObjects

@@ -37,6 +37,9 @@ func TestSchemaValidate(t *testing.T) {
 		{"min on dimension", func(s *Schema) { s.Rules["region"] = Rule{Min: &one} }, "min/max apply only"},
 		{"min above max", func(s *Schema) { s.Rules["qty"] = Rule{Min: &two, Max: &one} }, "above max"},
 		{"allowed on measure", func(s *Schema) { s.Rules["qty"] = Rule{Allowed: []string{"1"}} }, "allowed values apply only"},
+		{"tracking off", func(s *Schema) { s.Tracking = ptrBool(false) }, ""},
+		{"track objects without object id", func(s *Schema) { s.ObjectID, s.TrackObjects = "", ptrBool(true) }, "needs an object_id column"},
+		{"track objects with tracking off", func(s *Schema) { s.Tracking, s.TrackObjects = ptrBool(false), ptrBool(true) }, "needs tracking on"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -87,5 +90,36 @@ func TestSeriesHasher(t *testing.T) {
 	}
 	if SeriesID("d", []string{"ab", "c"}) == SeriesID("d", []string{"a", "bc"}) {
 		t.Error("got equal ids for (ab,c) and (a,bc), want different")
+	}
+}
+
+func ptrBool(b bool) *bool { return &b }
+
+func TestSchemaTracks(t *testing.T) {
+	tests := []struct {
+		name                   string
+		tracking, trackObjects *bool
+		objectID               string
+		tracks, tracksObjects  bool
+	}{
+		{"defaults", nil, nil, "object_id", true, true},
+		{"no object id", nil, nil, "", true, false},
+		{"objects off", nil, ptrBool(false), "object_id", true, false},
+		{"tracking off", ptrBool(false), nil, "object_id", false, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := validSchema()
+			s.Tracking, s.TrackObjects, s.ObjectID = tc.tracking, tc.trackObjects, tc.objectID
+			if tc.objectID == "" {
+				delete(s.Rules, "object_id")
+			}
+			if got := s.Tracks(); got != tc.tracks {
+				t.Errorf("Tracks: got %v, want %v", got, tc.tracks)
+			}
+			if got := s.TracksObjects(); got != tc.tracksObjects {
+				t.Errorf("TracksObjects: got %v, want %v", got, tc.tracksObjects)
+			}
+		})
 	}
 }
