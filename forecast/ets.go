@@ -61,16 +61,20 @@ var (
 
 // etsFilter runs the ETS recursions of forecast's etscalc over y from the
 // state st = [l, b?, s_0..s_{m-1}?] (s_0 the most recent season), leaving the
-// final state in st. ring is scratch of length m. It returns R's
+// final state in st. ring is scratch of length m; lg is scratch of length
+// len(y) for multiplicative errors (allocated if shorter). It returns R's
 // likelihood criterion n*log(SSE) (+ 2*sum(log|f|) for multiplicative
-// errors), the mean squared one-step error, and false if the recursion broke
-// down (negative multiplicative trend). resid, if not nil, receives the
-// errors (relative ones for multiplicative error).
-func etsFilter(y []float64, sp etsSpec, m int, p etsParams, st, ring, resid []float64) (lik, mse float64, ok bool) {
-	if sp.trend == 'M' {
-		return etsFilterGeneric(y, sp, m, p, st, ring, resid)
-	}
+// errors), SSE (the sum of squared errors, relative ones for multiplicative
+// errors; for additive errors SSE/n is the one-step MSE), and false if the
+// recursion broke down (negative multiplicative trend).
+func etsFilter(y []float64, sp etsSpec, m int, p etsParams, st, ring, lg []float64) (lik, sse float64, ok bool) {
 	multErr := sp.err == 'M'
+	if multErr && len(lg) < len(y) {
+		lg = make([]float64, len(y))
+	}
+	if sp.trend == 'M' {
+		return etsFilterGeneric(y, sp, m, p, st, ring, lg)
+	}
 	k := 1
 	if sp.trend != 'N' {
 		k = 2
@@ -80,20 +84,32 @@ func etsFilter(y []float64, sp etsSpec, m int, p etsParams, st, ring, resid []fl
 			ring[j] = st[k+m-1-j]
 		}
 	}
-	var sse, sse2, logf float64
+	var logf float64
 	switch {
+	case sp.season == 'N' && sp.trend == 'N' && multErr:
+		sse, logf = etsFilterNNm(y, p.alpha, st, lg)
 	case sp.season == 'N' && sp.trend == 'N':
-		sse, sse2, logf = etsFilterNN(y, multErr, p.alpha, st, resid)
+		sse = etsFilterNNa(y, p.alpha, st)
+	case sp.season == 'N' && multErr:
+		sse, logf = etsFilterANm(y, p, st, lg)
 	case sp.season == 'N':
-		sse, sse2, logf = etsFilterAN(y, multErr, p, st, resid)
+		sse = etsFilterANa(y, p, st)
+	case sp.season == 'A' && sp.trend == 'N' && multErr:
+		sse, logf = etsFilterNAm(y, p, m, st, ring, lg)
 	case sp.season == 'A' && sp.trend == 'N':
-		sse, sse2, logf = etsFilterNA(y, multErr, p, m, st, ring, resid)
+		sse = etsFilterNAa(y, p, m, st, ring)
+	case sp.season == 'A' && multErr:
+		sse, logf = etsFilterAAm(y, p, m, st, ring, lg)
 	case sp.season == 'A':
-		sse, sse2, logf = etsFilterAA(y, multErr, p, m, st, ring, resid)
+		sse = etsFilterAAa(y, p, m, st, ring)
+	case sp.trend == 'N' && multErr:
+		sse, logf = etsFilterNMm(y, p, m, st, ring, lg)
 	case sp.trend == 'N':
-		sse, sse2, logf = etsFilterNM(y, multErr, p, m, st, ring, resid)
+		sse = etsFilterNMa(y, p, m, st, ring)
+	case multErr:
+		sse, logf = etsFilterAMm(y, p, m, st, ring, lg)
 	default:
-		sse, sse2, logf = etsFilterAM(y, multErr, p, m, st, ring, resid)
+		sse = etsFilterAMa(y, p, m, st, ring)
 	}
 	if sp.season != 'N' {
 		pos := len(y) % m
@@ -105,17 +121,16 @@ func etsFilter(y []float64, sp etsSpec, m int, p etsParams, st, ring, resid []fl
 			st[k+i] = ring[j]
 		}
 	}
-	n := float64(len(y))
-	lik = n * math.Log(sse)
+	lik = float64(len(y)) * math.Log(sse)
 	if multErr {
 		lik += 2 * logf
 	}
-	return lik, sse2 / n, true
+	return lik, sse, true
 }
 
 // etsFilterGeneric is etsFilter for any class, including multiplicative
 // trends, with a per-step switch on the class.
-func etsFilterGeneric(y []float64, sp etsSpec, m int, p etsParams, st, ring, resid []float64) (lik, mse float64, ok bool) {
+func etsFilterGeneric(y []float64, sp etsSpec, m int, p etsParams, st, ring, lg []float64) (lik, sse float64, ok bool) {
 	l := st[0]
 	b := 0.0
 	k := 1
@@ -132,9 +147,9 @@ func etsFilterGeneric(y []float64, sp etsSpec, m int, p etsParams, st, ring, res
 	pos := 0
 	alpha, beta, gamma, phi := p.alpha, p.beta, p.gamma, p.phi
 	bOverA := beta / alpha
-	sse, sse2, lik2, prod := 0.0, 0.0, 0.0, 1.0
+	prod, nl := 1.0, 0
 	multErr := sp.err == 'M'
-	for i, yi := range y {
+	for _, yi := range y {
 		var q, phib float64
 		switch sp.trend {
 		case 'N':
@@ -172,24 +187,18 @@ func etsFilterGeneric(y []float64, sp etsSpec, m int, p etsParams, st, ring, res
 				pv = yi * q * inv // y/s
 			}
 		}
-		d := yi - f
-		sse2 += d * d
-		e := d
+		e := yi - f
 		if multErr {
 			if sp.season != 'M' {
 				inv = 1 / f
 			}
-			e = d * inv
-			// sum(log|f|) as the log of a running product, rescaled
-			// before it can overflow: one Log per ~many steps.
+			e *= inv
 			prod *= math.Abs(f)
 			if prod > 1e150 || prod < 1e-150 {
-				lik2 += math.Log(prod)
+				lg[nl] = prod
+				nl++
 				prod = 1
 			}
-		}
-		if resid != nil {
-			resid[i] = e
 		}
 		sse += e * e
 		ln := q + alpha*(pv-q)
@@ -233,12 +242,11 @@ func etsFilterGeneric(y []float64, sp etsSpec, m int, p etsParams, st, ring, res
 			st[k+i] = ring[j]
 		}
 	}
-	n := float64(len(y))
-	lik = n * math.Log(sse)
+	lik = float64(len(y)) * math.Log(sse)
 	if multErr {
-		lik += 2 * (lik2 + math.Log(prod))
+		lik += 2 * sumLogs(lg[:nl], prod)
 	}
-	return lik, sse2 / n, true
+	return lik, sse, true
 }
 
 // etsPointForecast writes h point forecasts from state st into out, as

@@ -2,91 +2,141 @@ package forecast
 
 import "math"
 
-// Specialised ETS likelihood loops, one per trend (N, A or Ad) and season
-// (N, A, M) class, used by etsFilter for everything but multiplicative
-// trends. They compute exactly forecast's etscalc recursions with no
-// per-step switch on the model class: level and trend live in locals, the
-// seasonal states in ring (oldest first), walked in chunks of m so that
-// no index wraps. The level recursion, the only loop-carried dependency
-// that matters, holds no division: y/s and y/q, like the relative error,
-// feed only the seasonal states and the error sums.
+// Specialised ETS likelihood loops, one per trend (N, A or Ad), season
+// (N, A, M) and error (A, M) class, used by etsFilter for everything but
+// multiplicative trends. They compute exactly forecast's etscalc
+// recursions with no per-step switch on the model class: level and trend
+// live in locals, the seasonal states in ring (oldest first), walked in
+// chunks of m so that no index wraps. The level recursion, the only
+// loop-carried dependency that matters, holds no division: y/s and y/q,
+// like the relative error, feed only the seasonal states and the error
+// sums.
 //
 // Each returns the sum of squared errors e (relative for multiplicative
-// errors), the sum of squared one-step differences y-f, and, for
-// multiplicative errors, sum(log|f|).
+// errors) and, for multiplicative errors, sum(log|f|). Nothing else is
+// computed per step: with the residuals, the squared one-step differences
+// and a call to math.Log in the loop (or both error types behind a branch)
+// the compiler ran out of registers and put the recursion's values through
+// the stack, which cost about 40% per step.
+//
+// For multiplicative errors sum(log|f|) is the log of a running product
+// (prod), rescaled before it can overflow: when it leaves [1e-150, 1e150]
+// it is saved in lg (scratch of len(y), since at most one rescale happens
+// per step) and restarted at 1. The logs of the saved products are summed
+// after the loop, in the order they were saved.
 
-// sum(log|f|) is accumulated as the log of a running product (prod),
-// rescaled before it can overflow: one Log per many steps, not one per
-// observation.
-
-// etsFilterNN: no trend, no season. st = [l].
-func etsFilterNN(y []float64, multErr bool, alpha float64, st, resid []float64) (sse, sse2, logf float64) {
-	l := st[0]
-	logs, prod := 0.0, 1.0
-	for i, yi := range y {
-		f := l
-		d := yi - f
-		sse2 += d * d
-		e := d
-		if multErr {
-			e = d / f
-			prod *= math.Abs(f)
-			if prod > 1e150 || prod < 1e-150 {
-				logs += math.Log(prod)
-				prod = 1
-			}
-		}
-		if resid != nil {
-			resid[i] = e
-		}
-		sse += e * e
-		l = f + alpha*(yi-f)
+// sumLogs returns the sum of the logs of lg in order, plus log(prod).
+func sumLogs(lg []float64, prod float64) float64 {
+	logs := 0.0
+	for _, v := range lg {
+		logs += math.Log(v)
 	}
-	st[0] = l
-	if multErr {
-		logf = logs + math.Log(prod)
-	}
-	return sse, sse2, logf
+	return logs + math.Log(prod)
 }
 
-// etsFilterAN: additive (possibly damped) trend, no season. st = [l, b].
-func etsFilterAN(y []float64, multErr bool, p etsParams, st, resid []float64) (sse, sse2, logf float64) {
+// etsFilterNNa: no trend, no season, additive errors. st = [l].
+func etsFilterNNa(y []float64, alpha float64, st []float64) (sse float64) {
+	l := st[0]
+	for _, yi := range y {
+		d := yi - l
+		sse += d * d
+		l += alpha * d
+	}
+	st[0] = l
+	return sse
+}
+
+// etsFilterNNm: no trend, no season, multiplicative errors.
+func etsFilterNNm(y []float64, alpha float64, st, lg []float64) (sse, logf float64) {
+	l := st[0]
+	prod, nl := 1.0, 0
+	lg = lg[:len(y)]
+	for _, yi := range y {
+		f := l
+		d := yi - f
+		e := d / f
+		prod *= math.Abs(f)
+		if prod > 1e150 || prod < 1e-150 {
+			lg[nl] = prod
+			nl++
+			prod = 1
+		}
+		sse += e * e
+		l = f + alpha*d
+	}
+	st[0] = l
+	return sse, sumLogs(lg[:nl], prod)
+}
+
+// etsFilterANa: additive (possibly damped) trend, no season, additive
+// errors. st = [l, b].
+func etsFilterANa(y []float64, p etsParams, st []float64) (sse float64) {
 	l, b := st[0], st[1]
 	alpha, beta, phi := p.alpha, p.beta, p.phi
-	logs, prod := 0.0, 1.0
-	for i, yi := range y {
+	for _, yi := range y {
 		phib := phi * b
 		q := l + phib
 		d := yi - q
-		sse2 += d * d
-		e := d
-		if multErr {
-			e = d / q
-			prod *= math.Abs(q)
-			if prod > 1e150 || prod < 1e-150 {
-				logs += math.Log(prod)
-				prod = 1
-			}
-		}
-		if resid != nil {
-			resid[i] = e
+		sse += d * d
+		l = q + alpha*d
+		b = phib + beta*d
+	}
+	st[0], st[1] = l, b
+	return sse
+}
+
+// etsFilterANm: additive (possibly damped) trend, no season,
+// multiplicative errors.
+func etsFilterANm(y []float64, p etsParams, st, lg []float64) (sse, logf float64) {
+	l, b := st[0], st[1]
+	alpha, beta, phi := p.alpha, p.beta, p.phi
+	prod, nl := 1.0, 0
+	lg = lg[:len(y)]
+	for _, yi := range y {
+		phib := phi * b
+		q := l + phib
+		d := yi - q
+		e := d / q
+		prod *= math.Abs(q)
+		if prod > 1e150 || prod < 1e-150 {
+			lg[nl] = prod
+			nl++
+			prod = 1
 		}
 		sse += e * e
 		l = q + alpha*d
 		b = phib + beta*d
 	}
 	st[0], st[1] = l, b
-	if multErr {
-		logf = logs + math.Log(prod)
-	}
-	return sse, sse2, logf
+	return sse, sumLogs(lg[:nl], prod)
 }
 
-// etsFilterNA: no trend, additive season.
-func etsFilterNA(y []float64, multErr bool, p etsParams, m int, st0 []float64, ring, resid []float64) (sse, sse2, logf float64) {
+// etsFilterNAa: no trend, additive season, additive errors.
+func etsFilterNAa(y []float64, p etsParams, m int, st0, ring []float64) (sse float64) {
 	l := st0[0]
 	alpha, gamma := p.alpha, p.gamma
-	logs, prod := 0.0, 1.0
+	ring = ring[:m]
+	for base := 0; base < len(y); base += m {
+		c := y[base:min(base+m, len(y))]
+		r := ring[:len(c)]
+		for j, yi := range c {
+			so := r[j]
+			d := yi - so - l // y - f, and also p - q with p = y - s
+			sse += d * d
+			l += alpha * d
+			r[j] = so + gamma*d
+		}
+	}
+	st0[0] = l
+	return sse
+}
+
+// etsFilterNAm: no trend, additive season, multiplicative errors.
+func etsFilterNAm(y []float64, p etsParams, m int, st0, ring, lg []float64) (sse, logf float64) {
+	l := st0[0]
+	alpha, gamma := p.alpha, p.gamma
+	prod, nl := 1.0, 0
+	lg = lg[:len(y)]
 	ring = ring[:m]
 	for base := 0; base < len(y); base += m {
 		c := y[base:min(base+m, len(y))]
@@ -95,19 +145,13 @@ func etsFilterNA(y []float64, multErr bool, p etsParams, m int, st0 []float64, r
 			so := r[j]
 			q := l
 			f := q + so
-			d := yi - so - q // y - f, and also p - q with p = y - s
-			sse2 += d * d
-			e := d
-			if multErr {
-				e = d / f
-				prod *= math.Abs(f)
-				if prod > 1e150 || prod < 1e-150 {
-					logs += math.Log(prod)
-					prod = 1
-				}
-			}
-			if resid != nil {
-				resid[base+j] = e
+			d := yi - so - q
+			e := d / f
+			prod *= math.Abs(f)
+			if prod > 1e150 || prod < 1e-150 {
+				lg[nl] = prod
+				nl++
+				prod = 1
 			}
 			sse += e * e
 			l = q + alpha*d
@@ -115,66 +159,138 @@ func etsFilterNA(y []float64, multErr bool, p etsParams, m int, st0 []float64, r
 		}
 	}
 	st0[0] = l
-	if multErr {
-		logf = logs + math.Log(prod)
-	}
-	return sse, sse2, logf
+	return sse, sumLogs(lg[:nl], prod)
 }
 
-// etsFilterAA: additive (possibly damped) trend, additive season.
-func etsFilterAA(y []float64, multErr bool, p etsParams, m int, st0 []float64, ring, resid []float64) (sse, sse2, logf float64) {
-	l, b := st0[0], st0[1]
+// AA loops carry phib = phi*b and q = l + phib. With d = p - q,
+// l' = q + alpha*d and b' = phib + beta*d, so
+// q' = (q + phi*phib) + (alpha + phi*beta)*d and
+// phib' = phi*phib + phi*beta*d: one multiply-add deep from d. Level and
+// trend proper are needed only after the last observation, which is
+// therefore taken out of the loop.
+
+// etsFilterAAa: additive (possibly damped) trend, additive season,
+// additive errors.
+func etsFilterAAa(y []float64, p etsParams, m int, st0, ring []float64) (sse float64) {
 	alpha, beta, gamma, phi := p.alpha, p.beta, p.gamma, p.phi
-	// Carried: phib = phi*b and q = l + phib. With d = p - q,
-	// l' = q + alpha*d and b' = phib + beta*d, so
-	// q' = (q + phi*phib) + (alpha + phi*beta)*d and
-	// phib' = phi*phib + phi*beta*d: one multiply-add deep from d.
-	phib := phi * b
-	q := l + phib
+	phib := phi * st0[1]
+	q := st0[0] + phib
 	kq, kb := alpha+phi*beta, phi*beta
-	logs, prod := 0.0, 1.0
 	ring = ring[:m]
-	for base := 0; base < len(y); base += m {
-		c := y[base:min(base+m, len(y))]
+	last := len(y) - 1
+	if last < 0 {
+		return 0
+	}
+	for base := 0; base < last; base += m {
+		c := y[base:min(base+m, last)]
 		r := ring[:len(c)]
 		for j, yi := range c {
 			so := r[j]
-			f := q + so
-			d := yi - so - q // y - f, and also p - q with p = y - s
-			sse2 += d * d
-			e := d
-			if multErr {
-				e = d / f
-				prod *= math.Abs(f)
-				if prod > 1e150 || prod < 1e-150 {
-					logs += math.Log(prod)
-					prod = 1
-				}
-			}
-			if resid != nil {
-				resid[base+j] = e
-			}
-			sse += e * e
-			l = q + alpha*d
-			b = phib + beta*d
+			d := yi - so - q
+			sse += d * d
 			pp := phi * phib
 			q = (q + pp) + kq*d
 			phib = pp + kb*d
 			r[j] = so + gamma*d
 		}
 	}
-	st0[0], st0[1] = l, b
-	if multErr {
-		logf = logs + math.Log(prod)
-	}
-	return sse, sse2, logf
+	j := last % m
+	so := ring[j]
+	d := y[last] - so - q
+	sse += d * d
+	st0[0], st0[1] = q+alpha*d, phib+beta*d
+	ring[j] = so + gamma*d
+	return sse
 }
 
-// etsFilterNM: no trend, multiplicative season.
-func etsFilterNM(y []float64, multErr bool, p etsParams, m int, st0 []float64, ring, resid []float64) (sse, sse2, logf float64) {
+// etsFilterAAm: additive (possibly damped) trend, additive season,
+// multiplicative errors.
+func etsFilterAAm(y []float64, p etsParams, m int, st0, ring, lg []float64) (sse, logf float64) {
+	alpha, beta, gamma, phi := p.alpha, p.beta, p.gamma, p.phi
+	phib := phi * st0[1]
+	q := st0[0] + phib
+	kq, kb := alpha+phi*beta, phi*beta
+	prod, nl := 1.0, 0
+	lg = lg[:len(y)]
+	ring = ring[:m]
+	last := len(y) - 1
+	if last < 0 {
+		return 0, 0
+	}
+	for base := 0; base < last; base += m {
+		c := y[base:min(base+m, last)]
+		r := ring[:len(c)]
+		for j, yi := range c {
+			so := r[j]
+			f := q + so
+			d := yi - so - q
+			e := d / f
+			prod *= math.Abs(f)
+			if prod > 1e150 || prod < 1e-150 {
+				lg[nl] = prod
+				nl++
+				prod = 1
+			}
+			sse += e * e
+			pp := phi * phib
+			q = (q + pp) + kq*d
+			phib = pp + kb*d
+			r[j] = so + gamma*d
+		}
+	}
+	j := last % m
+	so := ring[j]
+	f := q + so
+	d := y[last] - so - q
+	e := d / f
+	prod *= math.Abs(f)
+	if prod > 1e150 || prod < 1e-150 {
+		lg[nl] = prod
+		nl++
+		prod = 1
+	}
+	sse += e * e
+	st0[0], st0[1] = q+alpha*d, phib+beta*d
+	ring[j] = so + gamma*d
+	return sse, sumLogs(lg[:nl], prod)
+}
+
+// etsFilterNMa: no trend, multiplicative season, additive errors (only
+// when fixed by the caller: AutoETS does not try them).
+func etsFilterNMa(y []float64, p etsParams, m int, st0, ring []float64) (sse float64) {
 	l := st0[0]
 	alpha, gamma := p.alpha, p.gamma
-	logs, prod := 0.0, 1.0
+	ring = ring[:m]
+	for base := 0; base < len(y); base += m {
+		c := y[base:min(base+m, len(y))]
+		r := ring[:len(c)]
+		for j, yi := range c {
+			so := r[j]
+			q := l
+			d := yi - q*so
+			sse += d * d
+			pv := etsHugeN
+			if math.Abs(so) >= etsTol {
+				pv = yi / so
+			}
+			t := etsHugeN
+			if math.Abs(q) >= etsTol {
+				t = yi / q
+			}
+			l = q + alpha*(pv-q)
+			r[j] = so + gamma*(t-so)
+		}
+	}
+	st0[0] = l
+	return sse
+}
+
+// etsFilterNMm: no trend, multiplicative season, multiplicative errors.
+func etsFilterNMm(y []float64, p etsParams, m int, st0, ring, lg []float64) (sse, logf float64) {
+	l := st0[0]
+	alpha, gamma := p.alpha, p.gamma
+	prod, nl := 1.0, 0
+	lg = lg[:len(y)]
 	ring = ring[:m]
 	for base := 0; base < len(y); base += m {
 		c := y[base:min(base+m, len(y))]
@@ -183,19 +299,12 @@ func etsFilterNM(y []float64, multErr bool, p etsParams, m int, st0 []float64, r
 			so := r[j]
 			q := l
 			f := q * so
-			d := yi - f
-			sse2 += d * d
-			e := d
-			if multErr {
-				e = d / f
-				prod *= math.Abs(f)
-				if prod > 1e150 || prod < 1e-150 {
-					logs += math.Log(prod)
-					prod = 1
-				}
-			}
-			if resid != nil {
-				resid[base+j] = e
+			e := (yi - f) / f
+			prod *= math.Abs(f)
+			if prod > 1e150 || prod < 1e-150 {
+				lg[nl] = prod
+				nl++
+				prod = 1
 			}
 			sse += e * e
 			pv := etsHugeN
@@ -211,17 +320,49 @@ func etsFilterNM(y []float64, multErr bool, p etsParams, m int, st0 []float64, r
 		}
 	}
 	st0[0] = l
-	if multErr {
-		logf = logs + math.Log(prod)
-	}
-	return sse, sse2, logf
+	return sse, sumLogs(lg[:nl], prod)
 }
 
-// etsFilterAM: additive (possibly damped) trend, multiplicative season.
-func etsFilterAM(y []float64, multErr bool, p etsParams, m int, st0 []float64, ring, resid []float64) (sse, sse2, logf float64) {
+// etsFilterAMa: additive (possibly damped) trend, multiplicative season,
+// additive errors (only when fixed by the caller).
+func etsFilterAMa(y []float64, p etsParams, m int, st0, ring []float64) (sse float64) {
 	l, b := st0[0], st0[1]
 	alpha, beta, gamma, phi := p.alpha, p.beta, p.gamma, p.phi
-	logs, prod := 0.0, 1.0
+	ring = ring[:m]
+	for base := 0; base < len(y); base += m {
+		c := y[base:min(base+m, len(y))]
+		r := ring[:len(c)]
+		for j, yi := range c {
+			so := r[j]
+			phib := phi * b
+			q := l + phib
+			d := yi - q*so
+			sse += d * d
+			pv := etsHugeN
+			if math.Abs(so) >= etsTol {
+				pv = yi / so
+			}
+			t := etsHugeN
+			if math.Abs(q) >= etsTol {
+				t = yi / q
+			}
+			dp := pv - q
+			l = q + alpha*dp
+			b = phib + beta*dp
+			r[j] = so + gamma*(t-so)
+		}
+	}
+	st0[0], st0[1] = l, b
+	return sse
+}
+
+// etsFilterAMm: additive (possibly damped) trend, multiplicative season,
+// multiplicative errors.
+func etsFilterAMm(y []float64, p etsParams, m int, st0, ring, lg []float64) (sse, logf float64) {
+	l, b := st0[0], st0[1]
+	alpha, beta, gamma, phi := p.alpha, p.beta, p.gamma, p.phi
+	prod, nl := 1.0, 0
+	lg = lg[:len(y)]
 	ring = ring[:m]
 	for base := 0; base < len(y); base += m {
 		c := y[base:min(base+m, len(y))]
@@ -231,19 +372,12 @@ func etsFilterAM(y []float64, multErr bool, p etsParams, m int, st0 []float64, r
 			phib := phi * b
 			q := l + phib
 			f := q * so
-			d := yi - f
-			sse2 += d * d
-			e := d
-			if multErr {
-				e = d / f
-				prod *= math.Abs(f)
-				if prod > 1e150 || prod < 1e-150 {
-					logs += math.Log(prod)
-					prod = 1
-				}
-			}
-			if resid != nil {
-				resid[base+j] = e
+			e := (yi - f) / f
+			prod *= math.Abs(f)
+			if prod > 1e150 || prod < 1e-150 {
+				lg[nl] = prod
+				nl++
+				prod = 1
 			}
 			sse += e * e
 			pv := etsHugeN
@@ -261,8 +395,5 @@ func etsFilterAM(y []float64, multErr bool, p etsParams, m int, st0 []float64, r
 		}
 	}
 	st0[0], st0[1] = l, b
-	if multErr {
-		logf = logs + math.Log(prod)
-	}
-	return sse, sse2, logf
+	return sse, sumLogs(lg[:nl], prod)
 }

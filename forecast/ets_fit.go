@@ -25,7 +25,7 @@ type etsFit struct {
 	np     int       // estimated parameters incl. free initial states
 	lik    float64
 	aicc   float64
-	mse    float64
+	mse    float64 // mean squared error (relative for multiplicative errors)
 	sigma2 float64
 }
 
@@ -174,6 +174,7 @@ type etsTarget struct {
 	npar int // smoothing parameters in the vector
 	st   []float64
 	ring []float64
+	lg   []float64 // etsFilter's scratch for multiplicative errors
 }
 
 func newETSTarget(y []float64, sp etsSpec, m int, crit etsCrit) *etsTarget {
@@ -196,6 +197,9 @@ func newETSTarget(y []float64, sp etsSpec, m int, crit etsCrit) *etsTarget {
 	}
 	t.st = make([]float64, ns)
 	t.ring = make([]float64, max(m, 1))
+	if sp.err == 'M' {
+		t.lg = make([]float64, len(y))
+	}
 	return t
 }
 
@@ -272,12 +276,12 @@ func (t *etsTarget) eval(par []float64) float64 {
 	if !t.fullState(par[t.npar:]) {
 		return math.Inf(1)
 	}
-	lik, mse, ok := etsFilter(t.y, t.sp, t.m, p, t.st, t.ring, nil)
+	lik, sse, ok := etsFilter(t.y, t.sp, t.m, p, t.st, t.ring, t.lg)
 	if !ok || math.IsNaN(lik) {
 		return math.Inf(1)
 	}
 	if t.crit == critMSE {
-		return mse
+		return sse / float64(len(t.y))
 	}
 	if lik < -1e10 {
 		lik = -1e10
@@ -350,8 +354,7 @@ func finishETS(y []float64, sp etsSpec, m int, t *etsTarget, par []float64) (*et
 	t.fullState(par[t.npar:])
 	init := append([]float64(nil), t.st...)
 	last := append([]float64(nil), t.st...)
-	resid := make([]float64, n)
-	lik, mse, ok := etsFilter(y, sp, m, p, last, t.ring, resid)
+	lik, sse, ok := etsFilter(y, sp, m, p, last, t.ring, t.lg)
 	if !ok || math.IsNaN(lik) {
 		return nil, ErrTooShort
 	}
@@ -359,13 +362,9 @@ func finishETS(y []float64, sp etsSpec, m int, t *etsTarget, par []float64) (*et
 	k := float64(np + 1)
 	aic := lik + 2*k
 	aicc := aic + 2*k*(k+1)/(float64(n)-k-1)
-	sse := 0.0
-	for _, e := range resid {
-		sse += e * e
-	}
 	return &etsFit{
 		spec: sp, m: m, par: p, init: init, last: last, n: n, np: np,
-		lik: lik, aicc: aicc, mse: mse, sigma2: sse / float64(n-np),
+		lik: lik, aicc: aicc, mse: sse / float64(n), sigma2: sse / float64(n-np),
 	}, nil
 }
 
