@@ -154,17 +154,12 @@ func (e *etsFitted) simulate(h int, levels []float64) (lo, hi [][]float64) {
 	f := e.f
 	rng := rand.New(rand.NewPCG(etsSimSeed, uint64(h)))
 	sd := math.Sqrt(math.Max(f.sigma2, 0))
-	paths := make([][]float64, h)
-	for i := range paths {
-		paths[i] = make([]float64, etsSimPaths)
-	}
-	st := make([]float64, len(f.last))
-	for p := range etsSimPaths {
-		copy(st, f.last)
-		for t := range h {
-			eps := rng.NormFloat64() * sd
-			paths[t][p] = etsSimStep(f.spec, f.m, f.par, st, eps)
-		}
+	// Column t (all paths' values at step t) is paths[t*etsSimPaths:].
+	paths := make([]float64, h*etsSimPaths)
+	if f.spec.season == 'M' && f.spec.trend != 'M' {
+		etsSimSeasonM(f, rng, sd, h, paths)
+	} else {
+		etsSimAny(f, rng, sd, h, paths)
 	}
 	lo = make([][]float64, len(levels))
 	hi = make([][]float64, len(levels))
@@ -173,7 +168,7 @@ func (e *etsFitted) simulate(h int, levels []float64) (lo, hi [][]float64) {
 		hi[i] = make([]float64, h)
 	}
 	// ps[2i] and ps[2i+1] are the probabilities of the bounds at
-	// levels[i]; order lists them ascending for quantiles7Select.
+	// levels[i]; order lists them ascending for the quantile selection.
 	ps := make([]float64, 0, 2*len(levels))
 	for _, lv := range levels {
 		a := (100 - lv) / 200
@@ -188,16 +183,17 @@ func (e *etsFitted) simulate(h int, levels []float64) (lo, hi [][]float64) {
 	for i, o := range order {
 		sortedPs[i] = ps[o]
 	}
+	tq := newTailQuantiles(sortedPs, etsSimPaths)
 	q := make([]float64, len(ps))
 	for t := range h {
-		col := paths[t]
+		col := paths[t*etsSimPaths : (t+1)*etsSimPaths]
 		if slices.ContainsFunc(col, math.IsNaN) {
 			s := sortedCopy(col)
 			for i := range q {
 				q[i] = quantile7(s, sortedPs[i])
 			}
 		} else {
-			quantiles7Select(col, sortedPs, q)
+			tq.quantiles(col, q)
 		}
 		for i, o := range order {
 			if o%2 == 0 {
@@ -208,6 +204,106 @@ func (e *etsFitted) simulate(h int, levels []float64) (lo, hi [][]float64) {
 		}
 	}
 	return lo, hi
+}
+
+// etsSimAny draws etsSimPaths sample paths of h steps for any class into
+// paths (column-major, as simulate), one etsSimStep at a time.
+func etsSimAny(f *etsFit, rng *rand.Rand, sd float64, h int, paths []float64) {
+	st := make([]float64, len(f.last))
+	for p := range etsSimPaths {
+		copy(st, f.last)
+		for t := range h {
+			eps := rng.NormFloat64() * sd
+			paths[t*etsSimPaths+p] = etsSimStep(f.spec, f.m, f.par, st, eps)
+		}
+	}
+}
+
+// simLanes is the number of sample paths etsSimSeasonM advances together:
+// one path is a chain of dependent divisions, four independent ones keep
+// the divider busy.
+const simLanes = 4
+
+// etsSimPaths must be a multiple of simLanes.
+var _ = [1]struct{}{}[etsSimPaths%simLanes]
+
+// etsSimSeasonM draws etsSimPaths sample paths of h steps for a
+// multiplicative-season model without multiplicative trend (the classes
+// AutoETS simulates) into paths (column-major, as simulate). It is
+// etsSimStep with the class fixed and the seasonal states in rings, with
+// the same arithmetic and the same draws in the same order (each path's h
+// errors in turn), so the paths are identical; it advances simLanes paths
+// at a time.
+func etsSimSeasonM(f *etsFit, rng *rand.Rand, sd float64, h int, paths []float64) {
+	m := f.m
+	c := simM{alpha: f.par.alpha, bOverA: f.par.beta / f.par.alpha, gamma: f.par.gamma, phi: f.par.phi,
+		trend: f.spec.trend == 'A', multErr: f.spec.err == 'M'}
+	k := 1
+	lb := [2]float64{f.last[0]}
+	if c.trend {
+		k = 2
+		lb[1] = f.last[1]
+	}
+	eps := make([]float64, simLanes*h)
+	rings := make([]float64, simLanes*m) // lane i: rings[i*m:], oldest season first
+	for j := range m {
+		rings[j] = f.last[k+m-1-j]
+	}
+	for i := 1; i < simLanes; i++ {
+		copy(rings[i*m:(i+1)*m], rings[:m])
+	}
+	init := slices.Clone(rings)
+	e0, e1, e2, e3 := eps[:h], eps[h:2*h], eps[2*h:3*h], eps[3*h:]
+	r0, r1, r2, r3 := rings[:m], rings[m:2*m], rings[2*m:3*m], rings[3*m:]
+	for p := 0; p < etsSimPaths; p += simLanes {
+		for i := range eps {
+			eps[i] = rng.NormFloat64() * sd
+		}
+		copy(rings, init)
+		l0, l1, l2, l3 := lb[0], lb[0], lb[0], lb[0]
+		b0, b1, b2, b3 := lb[1], lb[1], lb[1], lb[1]
+		pos := 0
+		for t := range h {
+			var y0, y1, y2, y3 float64
+			y0, l0, b0, r0[pos] = c.step(l0, b0, r0[pos], e0[t])
+			y1, l1, b1, r1[pos] = c.step(l1, b1, r1[pos], e1[t])
+			y2, l2, b2, r2[pos] = c.step(l2, b2, r2[pos], e2[t])
+			y3, l3, b3, r3[pos] = c.step(l3, b3, r3[pos], e3[t])
+			out := paths[t*etsSimPaths+p : t*etsSimPaths+p+simLanes]
+			out[0], out[1], out[2], out[3] = y0, y1, y2, y3
+			if pos++; pos == m {
+				pos = 0
+			}
+		}
+	}
+}
+
+// simM is one step of a multiplicative-season sample path (see
+// etsSimSeasonM).
+type simM struct {
+	alpha, bOverA, gamma, phi float64
+	trend, multErr            bool
+}
+
+// step draws y with error eps from level l, trend b and the season so
+// used now, and returns y and the new level, trend and season.
+func (c *simM) step(l, b, so, eps float64) (y, ln, bn, sn float64) {
+	q, phib := l, b
+	if c.trend {
+		phib = c.phi * b
+		q = l + phib
+	}
+	y = q * so
+	if c.multErr {
+		y *= 1 + eps
+	} else {
+		y += eps
+	}
+	ln = q + c.alpha*(y/so-q)
+	if c.trend {
+		b = phib + c.bOverA*(ln-l-phib)
+	}
+	return y, ln, b, so + c.gamma*(y/q-so)
 }
 
 // etsSimStep draws one observation with error eps from state st (R order,

@@ -246,8 +246,15 @@ func sortedCopy(x []float64) []float64 {
 // in place only as far as needed: one quickselect per order statistic,
 // each on the part of x above the previous one. x must not hold NaNs.
 func quantiles7Select(x, ps, out []float64) {
-	n := len(x)
-	lo := 0
+	quantiles7Part(x, len(x), 0, ps, out)
+}
+
+// quantiles7Part is quantiles7Select for a sample of size n of which x
+// holds the order statistics off..off+len(x)-1 (in any order; x is
+// reordered). It reports false, with out partly set, when a quantile needs
+// an order statistic outside that range.
+func quantiles7Part(x []float64, n, off int, ps, out []float64) bool {
+	lo := 0 // x[:lo] holds the smallest lo elements of x, in order
 	for i, p := range ps {
 		if n == 0 {
 			out[i] = math.NaN()
@@ -256,21 +263,110 @@ func quantiles7Select(x, ps, out []float64) {
 		h := float64(n-1) * p
 		k := int(math.Floor(h))
 		if k >= n-1 {
-			selectK(x[lo:], n-1-lo)
-			out[i] = x[n-1]
+			if off+len(x) != n {
+				return false
+			}
+			j := len(x) - 1
+			selectK(x[lo:], j-lo)
+			out[i] = x[j]
 			continue
 		}
-		if k >= lo {
-			selectK(x[lo:], k-lo)
-			lo = k
+		j := k - off // x's index of order statistic k once selected
+		if j < 0 || j+1 >= len(x) {
+			return false
 		}
-		next := x[k+1]
-		for _, v := range x[k+2:] {
+		if j >= lo {
+			selectK(x[lo:], j-lo)
+			lo = j
+		}
+		next := x[j+1]
+		for _, v := range x[j+2:] {
 			if v < next {
 				next = v
 			}
 		}
-		out[i] = x[k] + (h-float64(k))*(next-x[k])
+		out[i] = x[j] + (h-float64(k))*(next-x[j])
+	}
+	return true
+}
+
+// tailQuantiles computes R's type-7 quantiles of equally sized samples at
+// fixed probabilities, as quantiles7Select does (identical results), but
+// faster when the probabilities lie in the tails (prediction intervals:
+// 2.5%, 10%, 90%, 97.5%). One pass guesses the quantiles from the
+// sample's mean and standard deviation as if it were normal; a second
+// copies the values below a cut-off safely above the highest lower-tail
+// guess into lo, and those above a cut-off below the lowest upper-tail
+// guess into hi, without branches. The wanted order statistics are
+// selected in those short lists (they hold every value at least as
+// extreme as the cut-off, so ranks carry over). When a guess was wrong
+// and a list misses a needed rank, the whole sample goes through
+// quickselect.
+type tailQuantiles struct {
+	ps     []float64 // ascending
+	nLow   int       // ps[:nLow] are < 0.5
+	zl, zh float64   // cut-offs in standard deviations from the mean
+	lo, hi []float64 // scratch, as long as a sample
+}
+
+// tailMargin is how far (in standard deviations) the cut-offs lie inside
+// the normal guesses of the innermost quantiles, room for skewed samples.
+const tailMargin = 0.35
+
+func newTailQuantiles(ps []float64, n int) *tailQuantiles {
+	t := &tailQuantiles{ps: ps, lo: make([]float64, n), hi: make([]float64, n)}
+	for t.nLow < len(ps) && ps[t.nLow] < 0.5 {
+		t.nLow++
+	}
+	t.zl, t.zh = math.Inf(-1), math.Inf(1)
+	if t.nLow > 0 {
+		t.zl = qnorm(ps[t.nLow-1]) + tailMargin
+	}
+	if t.nLow < len(ps) {
+		t.zh = qnorm(ps[t.nLow]) - tailMargin
+	}
+	return t
+}
+
+// quantiles sets out[i] to the type-7 quantile of x at t.ps[i]. x must
+// not hold NaNs; it may be reordered.
+func (t *tailQuantiles) quantiles(x, out []float64) {
+	n := len(x)
+	if n < 2 || len(t.lo) < n {
+		quantiles7Select(x, t.ps, out)
+		return
+	}
+	// Mean and variance about x[0] (shifted against cancellation).
+	x0 := x[0]
+	s, ss := 0.0, 0.0
+	for _, v := range x {
+		d := v - x0
+		s += d
+		ss += d * d
+	}
+	fn := float64(n)
+	mu := s / fn
+	sd := math.Sqrt(math.Max(ss/fn-mu*mu, 0))
+	cl, ch := x0+mu+t.zl*sd, x0+mu+t.zh*sd
+	if math.IsNaN(cl) || math.IsNaN(ch) || sd == 0 {
+		quantiles7Select(x, t.ps, out)
+		return
+	}
+	lo, hi := t.lo[:n], t.hi[:n]
+	nl, nh := 0, 0
+	for _, v := range x {
+		lo[nl] = v
+		if v <= cl {
+			nl++
+		}
+		hi[nh] = v
+		if v >= ch {
+			nh++
+		}
+	}
+	if !quantiles7Part(lo[:nl], n, 0, t.ps[:t.nLow], out[:t.nLow]) ||
+		!quantiles7Part(hi[:nh], n, n-nh, t.ps[t.nLow:], out[t.nLow:]) {
+		quantiles7Select(x, t.ps, out)
 	}
 }
 
