@@ -344,7 +344,7 @@ func admissibleETS(p etsParams, sp etsSpec, m int) bool {
 	}
 	c[m] = alpha + beta - phi
 	c[m+1] = 1
-	return rootsWithin(c, 1+1e-10)
+	return rootsWithin(c, admTol)
 }
 
 // rootsWithin reports whether every root of the real polynomial with
@@ -355,10 +355,17 @@ func admissibleETS(p etsParams, sp etsSpec, m int) bool {
 func rootsWithin(c []float64, r float64) bool {
 	// Scale so roots w = z / r2 must lie strictly inside the unit disk.
 	r2 := r + 1e-9
-	s := 1.0
-	for i := range c {
-		c[i] *= s
-		s *= r2
+	if r2 == admRadius && len(c) <= len(admPowers) {
+		// The same products as the loop below, made once.
+		for i := range c {
+			c[i] *= admPowers[i]
+		}
+	} else {
+		s := 1.0
+		for i := range c {
+			c[i] *= s
+			s *= r2
+		}
 	}
 	var buf [32]float64
 	t := buf[:len(c)]
@@ -373,12 +380,28 @@ func rootsWithin(c []float64, r float64) bool {
 		}
 		// T p = (ad*p - a0*p*) / z, degree d-1; normalised by ad.
 		r := a0 / ad
-		cd := c[:d+1]
+		hi, lo := c[1:d+1], c[:d]
 		td := t[:d]
 		for k := range td {
-			td[k] = cd[k+1] - r*cd[d-1-k]
+			td[k] = hi[k] - r*lo[d-1-k]
 		}
 		c, t = t, c
 	}
 	return true
 }
+
+// admTol is the root modulus admissibleETS allows, admRadius the radius
+// rootsWithin scales by for it (the same float64 sum) and admPowers[i] its
+// i-th power as rootsWithin's running product forms it.
+var (
+	admTol    = 1 + 1e-10
+	admRadius = admTol + 1e-9
+	admPowers = func() (p [32]float64) {
+		s := 1.0
+		for i := range p {
+			p[i] = s
+			s *= admRadius
+		}
+		return p
+	}()
+)

@@ -175,6 +175,13 @@ type etsTarget struct {
 	st   []float64
 	ring []float64
 	lg   []float64 // etsFilter's scratch for multiplicative errors
+
+	// The last smoothing parameters tested for admissibility and the
+	// outcome: Nelder-Mead often evaluates several points in a row that
+	// differ only in initial states (the start simplex; shrinks keep
+	// coordinates equal to the best vertex's).
+	admP        etsParams
+	admOK, admV bool
 }
 
 func newETSTarget(y []float64, sp etsSpec, m int, crit etsCrit) *etsTarget {
@@ -236,7 +243,12 @@ func (t *etsTarget) checkParams(p etsParams) bool {
 	if t.sp.season != 'N' && (p.gamma < lo[2] || p.gamma > 1-p.alpha || p.gamma > up[2]) {
 		return false
 	}
-	return admissibleETS(p, t.sp, t.m)
+	if t.admV && p == t.admP {
+		return t.admOK
+	}
+	ok := admissibleETS(p, t.sp, t.m)
+	t.admP, t.admOK, t.admV = p, ok, true
+	return ok
 }
 
 // fullState expands the free initial states in par into t.st (adding the
