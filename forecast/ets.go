@@ -84,7 +84,37 @@ func etsFilter(y []float64, sp etsSpec, m int, p etsParams, st, ring, lg []float
 			ring[j] = st[k+m-1-j]
 		}
 	}
-	var logf float64
+	sse, logf := etsFilterRing(y, sp, m, p, st, ring, lg)
+	if sp.season != 'N' {
+		// ring[pos] was updated last, ring[pos+1] (mod m) is the oldest.
+		pos := (len(y) + m - 1) % m
+		s := st[k : k+m]
+		for i := range pos + 1 {
+			s[i] = ring[pos-i]
+		}
+		for i := pos + 1; i < m; i++ {
+			s[i] = ring[m+pos-i]
+		}
+	}
+	return etsLik(len(y), sse, logf, multErr), sse, true
+}
+
+// etsLik is R's likelihood criterion from the filter's sums.
+func etsLik(n int, sse, logf float64, multErr bool) float64 {
+	lik := float64(n) * math.Log(sse)
+	if multErr {
+		lik += 2 * logf
+	}
+	return lik
+}
+
+// etsFilterRing is etsFilter's loop for any class but multiplicative
+// trends, from level (and trend) in st[0:2] and the seasonal states in
+// ring, oldest first; it leaves the final level (and trend) in st and the
+// seasonal states in ring, rotated by len(y) mod m. lg is as for
+// etsFilter (long enough for multiplicative errors).
+func etsFilterRing(y []float64, sp etsSpec, m int, p etsParams, st, ring, lg []float64) (sse, logf float64) {
+	multErr := sp.err == 'M'
 	switch {
 	case sp.season == 'N' && sp.trend == 'N' && multErr:
 		sse, logf = etsFilterNNm(y, p.alpha, st, lg)
@@ -111,21 +141,7 @@ func etsFilter(y []float64, sp etsSpec, m int, p etsParams, st, ring, lg []float
 	default:
 		sse = etsFilterAMa(y, p, m, st, ring)
 	}
-	if sp.season != 'N' {
-		pos := len(y) % m
-		for i := range m {
-			j := pos + m - 1 - i
-			if j >= m {
-				j -= m
-			}
-			st[k+i] = ring[j]
-		}
-	}
-	lik = float64(len(y)) * math.Log(sse)
-	if multErr {
-		lik += 2 * logf
-	}
-	return lik, sse, true
+	return sse, logf
 }
 
 // etsFilterGeneric is etsFilter for any class, including multiplicative

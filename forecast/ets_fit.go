@@ -280,16 +280,67 @@ func (t *etsTarget) fullState(free []float64) bool {
 	return true
 }
 
+// ringState is fullState for etsFilterRing: level (and trend) into t.st,
+// the seasonal states straight into t.ring, oldest (the implied one)
+// first.
+func (t *etsTarget) ringState(free []float64) bool {
+	k := 1
+	if t.sp.trend != 'N' {
+		k = 2
+	}
+	copy(t.st[:k], free)
+	if t.sp.season == 'N' {
+		return true
+	}
+	m := t.m
+	sum := 0.0
+	for _, v := range free[k:] {
+		sum += v
+	}
+	last := -sum
+	if t.sp.season == 'M' {
+		last += float64(m)
+	}
+	r := t.ring[:m]
+	r[0] = last
+	s := free[k : k+m-1]
+	for j := 1; j < m; j++ {
+		r[j] = s[m-1-j]
+	}
+	if t.sp.season == 'M' {
+		for _, v := range r {
+			if v < 0 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 func (t *etsTarget) eval(par []float64) float64 {
 	p := t.params(par)
 	if !t.checkParams(p) {
 		return math.Inf(1)
 	}
-	if !t.fullState(par[t.npar:]) {
-		return math.Inf(1)
+	var lik, sse float64
+	if t.sp.trend == 'M' {
+		if !t.fullState(par[t.npar:]) {
+			return math.Inf(1)
+		}
+		var ok bool
+		lik, sse, ok = etsFilter(t.y, t.sp, t.m, p, t.st, t.ring, t.lg)
+		if !ok {
+			return math.Inf(1)
+		}
+	} else {
+		if !t.ringState(par[t.npar:]) {
+			return math.Inf(1)
+		}
+		var logf float64
+		sse, logf = etsFilterRing(t.y, t.sp, t.m, p, t.st, t.ring, t.lg)
+		lik = etsLik(len(t.y), sse, logf, t.sp.err == 'M')
 	}
-	lik, sse, ok := etsFilter(t.y, t.sp, t.m, p, t.st, t.ring, t.lg)
-	if !ok || math.IsNaN(lik) {
+	if math.IsNaN(lik) {
 		return math.Inf(1)
 	}
 	if t.crit == critMSE {
