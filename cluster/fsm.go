@@ -270,6 +270,7 @@ func (ac *applyCtx) commit(index, term uint64) {
 	for ref, e := range ac.series {
 		e.known[ref.sid] = struct{}{}
 	}
+	ac.publishDirty()
 	ac.publishAlarms()
 	s.term.Store(term)
 	s.applied.Store(index)

@@ -31,7 +31,7 @@ func (f *FSM) applyCreateDataset(ac *applyCtx, index uint64, h []byte) any {
 	if err != nil {
 		panic(fmt.Sprintf("cluster: fsm: encode schema: %v", err))
 	}
-	e := &dsEntry{id: ac.nextID, schema: &sc, created: time.Unix(0, hdr.At).UTC()}
+	e := &dsEntry{id: ac.nextID, schema: &sc, created: time.Unix(0, hdr.At).UTC(), dirty: newDirtyState()}
 	ac.nextID++
 	ac.nextIDDirty = true
 	must(ac.b.Set(datasetKey(sc.Name), encodeDatasetValue(e.id, e.created, js), nil))

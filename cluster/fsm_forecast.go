@@ -1,31 +1,27 @@
 package cluster
 
 import (
-	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
-	"slices"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/demandflow/demandflow/stream"
 )
 
 // Forecast state in the FSM.
 //
-// Dirty marks: every ingest part sets prefixDirty | dsid | series id to the
-// part's Raft index for each series it touched, in the same Pebble batch as
-// the observations, so the set of series awaiting a refresh is replicated,
-// survives restarts and snapshots, and is the same on every node (an owner
-// that dies leaves its dirty series to the survivors). Results
-// (CmdForecastResults) carry the dirty index their owner read before it read
-// the history; applying a result deletes the mark only when the mark is not
-// newer, so data that arrived during the fit keeps its series dirty.
+// Dirty marks (fsm_dirty.go): every ingest part marks each series it
+// touched with the part's Raft index, so the set of series awaiting a
+// refresh is replicated, survives restarts and snapshots, and is the same on
+// every node (an owner that dies leaves its dirty series to the survivors).
+// Results (CmdForecastResults) carry the dirty index their owner read
+// before it read the history; applying a result clears the mark only when
+// the mark is not newer, so data that arrived during the fit keeps its
+// series dirty.
 //
 // Forecasts: prefixForecast | dsid | series id holds the newest
 // SeriesForecast record. A result older (lower DataIndex) than the stored
@@ -50,66 +46,23 @@ func refreshIndexKey(dsid uint32) []byte { return dsPrefix(prefixDirty, dsid) }
 // forecastWork is the forecast overlay of one apply batch (reads of the
 // committed state do not see the open batch).
 type forecastWork struct {
-	dirty    map[seriesRef]uint64 // 0 = deleted in this batch
-	results  map[seriesRef]uint64 // data index of results written in this batch
-	lastSID  uint64               // markDirty's run-length dedup
-	lastDS   uint32
-	lastIdx  uint64
-	haveLast bool
+	dirty   map[seriesRef]dirtyMark // staged marks; index 0 = deleted in this batch
+	results map[seriesRef]uint64    // data index of results written in this batch
+	// touches are ingest parts' marks not yet merged into dirty
+	// (fsm_dirty.go); logged and checkpointed count, per dataset id, the
+	// dirty log records written since the last checkpoint and the
+	// checkpoints of this batch.
+	touches      []touch
+	logged       map[uint32]int
+	checkpointed map[uint32]int
 }
 
 func (ac *applyCtx) forecastWork() *forecastWork {
 	if ac.fc == nil {
-		ac.fc = &forecastWork{dirty: map[seriesRef]uint64{}, results: map[seriesRef]uint64{}}
+		ac.fc = &forecastWork{dirty: map[seriesRef]dirtyMark{}, results: map[seriesRef]uint64{},
+			logged: map[uint32]int{}, checkpointed: map[uint32]int{}}
 	}
 	return ac.fc
-}
-
-// markDirty marks every series of the validated record r dirty at index,
-// by transaction txID (kept so the forecast stage can be tracked).
-func (ac *applyCtx) markDirty(e *dsEntry, r arrow.RecordBatch, index uint64, txID string) {
-	w := ac.forecastWork()
-	v := binary.BigEndian.AppendUint64(make([]byte, 0, 8+len(txID)), index)
-	v = append(v, txID...)
-	// writeRows just sorted r's rows by series id into ac.order: marking
-	// in that order inserts the marks in key order (cheap for the
-	// memtable) and the run-length check below skips repeats.
-	order := ac.order
-	if len(order) != int(r.NumRows()) {
-		sids := r.Column(stream.IdxSeriesID).(*array.Uint64)
-		order = order[:0]
-		for i := range sids.Len() {
-			order = append(order, rowOrder{sid: sids.Value(i)})
-		}
-		slices.SortFunc(order, func(a, b rowOrder) int { return cmp.Compare(a.sid, b.sid) })
-	}
-	for _, o := range order {
-		sid := o.sid
-		if w.haveLast && sid == w.lastSID && w.lastDS == e.id && w.lastIdx == index {
-			continue
-		}
-		w.lastSID, w.lastDS, w.lastIdx, w.haveLast = sid, e.id, index, true
-		ref := seriesRef{e.id, sid}
-		if w.dirty[ref] == index {
-			continue
-		}
-		w.dirty[ref] = index
-		must(ac.b.Set(dirtyKey(e.id, sid), v, nil))
-	}
-}
-
-// dirtyIndex returns the series' dirty mark as of this point of the batch.
-func (ac *applyCtx) dirtyIndex(ref seriesRef) (uint64, bool) {
-	if ac.fc != nil {
-		if d, ok := ac.fc.dirty[ref]; ok {
-			return d, d != 0
-		}
-	}
-	v, ok := ac.s.get(dirtyKey(ref.dsid, ref.sid))
-	if !ok || len(v) < 8 {
-		return 0, false
-	}
-	return binary.BigEndian.Uint64(v), true
 }
 
 // resultIndex returns the data index of the series' stored forecast.
@@ -167,7 +120,7 @@ func (f *FSM) applySetForecastConfig(ac *applyCtx, index uint64, h []byte) any {
 	if err != nil {
 		panic(fmt.Sprintf("cluster: fsm: encode schema: %v", err))
 	}
-	ne := &dsEntry{id: e.id, schema: &sc, created: e.created, known: e.known}
+	ne := &dsEntry{id: e.id, schema: &sc, created: e.created, known: e.known, dirty: e.dirty}
 	ne.series.Store(e.series.Load())
 	ne.accepted.Store(e.accepted.Load())
 	ne.rejected.Store(e.rejected.Load())
@@ -210,6 +163,7 @@ func (f *FSM) applyForecastResults(ac *applyCtx, index uint64, h, payload []byte
 		return fmt.Errorf("forecast results at index %d: %w", index, err)
 	}
 	w := ac.forecastWork()
+	ac.materialize(e)
 	res := &ForecastApplyResult{}
 	_ = decodeForecastResults(payload, func(rec []byte) error {
 		sid := binary.BigEndian.Uint64(rec[1:])
@@ -226,13 +180,15 @@ func (f *FSM) applyForecastResults(ac *applyCtx, index uint64, h, payload []byte
 		must(ac.b.Set(forecastKey(e.id, sid), rec, nil))
 		w.results[ref] = di
 		res.Stored++
-		if d, ok := ac.dirtyIndex(ref); ok && d <= di {
-			must(ac.b.Delete(dirtyKey(e.id, sid), nil))
-			w.dirty[ref] = 0
+		if d, ok := ac.dirtyIndex(e, ref); ok && d <= di {
+			ac.setDirty(ref, dirtyMark{})
 			res.Cleared++
 		}
 		return nil
 	})
+	if res.Cleared > 0 {
+		ac.checkpointDirty(e)
+	}
 	return res
 }
 
@@ -250,7 +206,7 @@ func (f *FSM) applyForecastRefresh(ac *applyCtx, index uint64, h, payload []byte
 	if e == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownDataset, hdr.Dataset)
 	}
-	w := ac.forecastWork()
+	ac.materialize(e)
 	var v [8]byte
 	putU64(v[:], index)
 	must(ac.b.Set(refreshIndexKey(e.id), v[:], nil))
@@ -258,9 +214,9 @@ func (f *FSM) applyForecastRefresh(ac *applyCtx, index uint64, h, payload []byte
 		if !ac.seriesKnown(e, sid) {
 			return
 		}
-		w.dirty[seriesRef{e.id, sid}] = index
-		must(ac.b.Set(dirtyKey(e.id, sid), v[:], nil))
+		ac.setDirty(seriesRef{e.id, sid}, dirtyMark{index: index})
 	}
+	defer ac.checkpointDirty(e)
 	if hdr.Count == 0 {
 		for sid := range e.known {
 			mark(sid)
@@ -310,15 +266,9 @@ func (s *Store) ForecastCount(ctx context.Context, dataset string) (forecasts, d
 	if err := s.scan(ctx, lo, hi, func(_, _ []byte) (bool, error) { forecasts++; return true, nil }); err != nil {
 		return 0, 0, err
 	}
-	lo, hi = dsRange(prefixDirty, e.id)
-	if err := s.scan(ctx, lo, hi, func(k, _ []byte) (bool, error) {
-		if len(k) == 13 {
-			dirty++
-		}
-		return true, nil
-	}); err != nil {
-		return 0, 0, err
-	}
+	e.dirty.mu.Lock()
+	dirty = len(e.dirty.marks)
+	e.dirty.mu.Unlock()
 	return forecasts, dirty, nil
 }
 
@@ -342,21 +292,24 @@ func (s *Store) DirtySeries(ctx context.Context, dataset string, fn func(DirtyMa
 	if e == nil {
 		return 0, 0, fmt.Errorf("%w: %q", ErrUnknownDataset, dataset)
 	}
-	lo, hi := dsRange(prefixDirty, e.id)
-	err = s.scan(ctx, lo, hi, func(k, v []byte) (bool, error) {
-		if len(v) < 8 {
-			return false, fmt.Errorf("corrupt dirty mark %x", k)
+	if v, closer, err := s.db.Get(refreshIndexKey(e.id)); err == nil {
+		if len(v) >= 8 {
+			refresh = binary.BigEndian.Uint64(v)
 		}
-		idx := binary.BigEndian.Uint64(v)
-		if len(k) == 5 {
-			refresh = idx
-			return true, nil
+		_ = closer.Close()
+	} else if !errors.Is(err, pebble.ErrNotFound) {
+		return 0, 0, fmt.Errorf("read refresh index: %w", err)
+	}
+	for i, m := range e.dirty.sortedMarks() {
+		if i%1024 == 0 {
+			if err = ctx.Err(); err != nil {
+				break
+			}
 		}
-		if len(k) != 13 {
-			return false, fmt.Errorf("corrupt dirty key %x", k)
+		if !fn(m) {
+			break
 		}
-		return fn(DirtyMark{SeriesID: binary.BigEndian.Uint64(k[5:]), Index: idx, TxID: string(v[8:])}), nil
-	})
+	}
 	return refresh, e.id, err
 }
 

@@ -134,10 +134,21 @@ func (f *FSM) applyIngest(ac *applyCtx, index uint64, h, payload []byte) any {
 		rows += int(r.NumRows())
 	}
 	st := ac.statsOf(e)
+	var sids []uint64
 	for _, r := range recs {
 		ac.writeRows(e, st, r)
-		ac.markDirty(e, r, index, trackedTx(e, hdr.TxID))
+		// writeRows left r's rows sorted by series in ac.order.
+		for _, o := range ac.order {
+			if len(sids) == 0 || sids[len(sids)-1] != o.sid {
+				sids = append(sids, o.sid)
+			}
+		}
 	}
+	if len(recs) > 1 {
+		slices.Sort(sids)
+		sids = slices.Compact(sids)
+	}
+	ac.markDirty(e, index, trackedTx(e, hdr.TxID), sids)
 	res := &IngestResult{
 		TxID: hdr.TxID, Part: hdr.Part, Parts: hdr.Parts,
 		Accepted: rows, Rejected: len(hdr.Errors), Errors: hdr.Errors,

@@ -25,7 +25,8 @@ import (
 //	alarm history 0x21 clear index u64                                  cleared Alarm, msgpack (alarmWire); last MaxAlarmHistory kept
 //	tracking      0x30 table u8 | ...                                   tracking records (tracking.Store; layout in tracking/keys.go)
 //	forecast      0x40 dsid u32 | series id u64                         latest forecast of the series (see encodeSeriesForecast)
-//	dirty         0x41 dsid u32 | series id u64                         data index u64 | tx id: the series needs a forecast refresh
+//	dirty         0x41 dsid u32 | series id u64                         data index u64 | tx id: the series needs a forecast refresh (checkpointed)
+//	dirty log     0x42 dsid u32 | index u64                             tx id | series ids: the parts since the last checkpoint (fsm_dirty.go)
 //
 // Periods are date32 values (days since 1970-01-01); flipping the sign bit
 // ("biased") makes negative periods sort before positive ones.
@@ -54,9 +55,11 @@ const (
 	// prefixTracking is tracking.Config.Prefix: the tracking package owns
 	// [0x30, 0x31) and lays its tables out below it.
 	prefixTracking byte = 0x30
-	// prefixForecast and prefixDirty are the forecast tables (fsm_forecast.go).
+	// prefixForecast, prefixDirty and prefixDirtyLog are the forecast
+	// tables (fsm_forecast.go, fsm_dirty.go).
 	prefixForecast byte = 0x40
 	prefixDirty    byte = 0x41
+	prefixDirtyLog byte = 0x42
 
 	metaApplied   byte = 0x01
 	metaNextID    byte = 0x02
@@ -64,7 +67,7 @@ const (
 )
 
 // datasetTables lists the prefixes whose keys are scoped by dataset id.
-var datasetTables = []byte{prefixStats, prefixSeries, prefixObservation, prefixTx, prefixTxPart, prefixForecast, prefixDirty}
+var datasetTables = []byte{prefixStats, prefixSeries, prefixObservation, prefixTx, prefixTxPart, prefixForecast, prefixDirty, prefixDirtyLog}
 
 var (
 	keyspaceStart = []byte{0x00}

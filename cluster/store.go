@@ -119,6 +119,9 @@ type dsEntry struct {
 	// bottleneck). Only the FSM goroutine (apply, load, restore) touches
 	// it; it costs about 40 bytes per series.
 	known map[uint64]struct{}
+	// dirty holds the committed dirty marks (fsm_dirty.go); shared by the
+	// entries that replace this one when its schema changes.
+	dirty *dirtyState
 }
 
 // DatasetInfo describes a dataset for listings.
@@ -298,6 +301,9 @@ func (s *Store) load() error {
 		return err
 	}
 	for _, e := range datasets {
+		if err := s.loadDirty(e); err != nil {
+			return fmt.Errorf("dataset %q: dirty marks: %w", e.schema.Name, err)
+		}
 		if v, closer, err := s.db.Get(statsKey(e.id)); err == nil {
 			st := decodeStats(v)
 			_ = closer.Close()
@@ -581,6 +587,7 @@ func decodeDatasetValue(v []byte) (*dsEntry, error) {
 		id:      binary.BigEndian.Uint32(v),
 		created: time.Unix(0, int64(binary.BigEndian.Uint64(v[4:]))).UTC(),
 		schema:  &sc,
+		dirty:   newDirtyState(),
 	}, nil
 }
 

@@ -1,0 +1,373 @@
+package cluster
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+)
+
+// Dirty marks: which series await a forecast refresh.
+//
+// A series is dirty from the first ingest that touches it until a forecast
+// result computed from data at least as new as its newest touch is
+// applied. The mark holds that newest touch: the Raft index of the part and
+// its transaction (for the forecast tracking block); results carry the
+// mark index their owner read before it read the history, and applying a
+// result clears the mark only when the mark is not newer, so data that
+// arrived during the fit keeps the series dirty (fsm_forecast.go).
+//
+// The marks are FSM state (every node holds the same set, an owner that
+// dies leaves its dirty series to the survivors), but writing one Pebble
+// key per touched series per ingest part cost as much as the observations
+// themselves: a period-major feed touches every series in every part. So
+// the committed marks live in memory (dirtyState, per dataset), and Pebble
+// holds them in two forms, both written in the apply batch:
+//
+//   - checkpointed marks, prefixDirty | dsid | series id -> index u64 |
+//     tx id (the same layout as before this log existed), and
+//   - a dirty log, prefixDirtyLog | dsid | index u64 -> one record per
+//     ingest part since the dataset's last checkpoint: the part's tx id and
+//     its sorted, distinct series ids (encodeDirtyLog).
+//
+// A checkpoint writes the mark (or its deletion) of every series the log
+// names, then range-deletes the log. It runs in the apply batch of the
+// dataset's every dirtyCheckpointParts-th logged part, and before any other
+// change of the dataset's marks (results, forced refreshes), so the log
+// only ever holds touches, and touches commute: replaying the log over
+// the checkpointed marks in any order (newest index wins) rebuilds the
+// exact set. That is what Store.load does after a restart or a snapshot
+// restore. A 10,000-row part thus writes one log key instead of up to
+// 10,000 marks, and a series touched by many parts between checkpoints is
+// written once.
+//
+// Readers (the forecaster) see only committed marks: an apply batch stages
+// its changes in forecastWork and publishes them after the Pebble commit,
+// so a mark never names data that is not yet readable.
+
+// dirtyCheckpointParts is the number of logged parts after which the next
+// part checkpoints the dataset's marks; it bounds the log (and the replay
+// after a restart) to that many parts. Part of the replicated behaviour:
+// every node must use the same value.
+const dirtyCheckpointParts = 64
+
+// dirtyMark is a series' newest touch.
+type dirtyMark struct {
+	index uint64
+	tx    string
+}
+
+// dirtyState is a dataset's committed dirty marks. marks is guarded by mu
+// (the FSM goroutine writes after commits, the forecaster reads); logParts
+// is touched by the FSM goroutine only.
+type dirtyState struct {
+	mu    sync.Mutex
+	marks map[uint64]dirtyMark
+
+	logParts int // dirty log records since the last checkpoint
+}
+
+func newDirtyState() *dirtyState { return &dirtyState{marks: map[uint64]dirtyMark{}} }
+
+// get returns the committed mark of sid.
+func (d *dirtyState) get(sid uint64) (dirtyMark, bool) {
+	d.mu.Lock()
+	m, ok := d.marks[sid]
+	d.mu.Unlock()
+	return m, ok
+}
+
+// dirtyLogKey is prefixDirtyLog | dsid | index.
+func dirtyLogKey(dsid uint32, index uint64) []byte {
+	return binary.BigEndian.AppendUint64(dsPrefix(prefixDirtyLog, dsid), index)
+}
+
+// encodeDirtyLog encodes a dirty log record: version 1 | uvarint len(tx) |
+// tx | series ids as big-endian u64, sorted and distinct.
+func encodeDirtyLog(tx string, sids []uint64) []byte {
+	v := make([]byte, 0, 1+binary.MaxVarintLen64+len(tx)+8*len(sids))
+	v = append(v, 1)
+	v = binary.AppendUvarint(v, uint64(len(tx)))
+	v = append(v, tx...)
+	for _, s := range sids {
+		v = binary.BigEndian.AppendUint64(v, s)
+	}
+	return v
+}
+
+// decodeDirtyLog returns a record's tx id and its series ids (raw, 8 bytes
+// each; a sub-slice of v).
+func decodeDirtyLog(v []byte) (tx string, sids []byte, err error) {
+	if len(v) < 2 || v[0] != 1 {
+		return "", nil, errors.New("bad dirty log version")
+	}
+	n, w := binary.Uvarint(v[1:])
+	if w <= 0 || uint64(len(v)-1-w) < n {
+		return "", nil, errors.New("bad dirty log tx")
+	}
+	rest := v[1+w:]
+	tx, sids = string(rest[:n]), rest[n:]
+	if len(sids)%8 != 0 {
+		return "", nil, fmt.Errorf("dirty log: %d series bytes", len(sids))
+	}
+	return tx, sids, nil
+}
+
+// touch is one ingest part's dirty marks, staged in forecastWork until it
+// is materialized (merged into the overlay) or published after commit.
+type touch struct {
+	e     *dsEntry
+	index uint64
+	tx    string
+	sids  []uint64 // sorted, distinct
+}
+
+// markDirty records that one part touched the series sids (sorted,
+// distinct; retained) at index, by transaction txID: one dirty log record,
+// or a checkpoint when the dataset's log is full.
+func (ac *applyCtx) markDirty(e *dsEntry, index uint64, txID string, sids []uint64) {
+	if len(sids) == 0 {
+		return
+	}
+	w := ac.forecastWork()
+	w.touches = append(w.touches, touch{e: e, index: index, tx: txID, sids: sids})
+	n := w.logParts(e) + 1
+	if n >= dirtyCheckpointParts {
+		ac.checkpointDirty(e)
+		return
+	}
+	must(ac.b.Set(dirtyLogKey(e.id, index), encodeDirtyLog(txID, sids), nil))
+	w.logged[e.id] = n
+}
+
+// logParts returns the dataset's dirty log length as of this point of the
+// batch.
+func (w *forecastWork) logParts(e *dsEntry) int {
+	if n, ok := w.logged[e.id]; ok {
+		return n
+	}
+	return e.dirty.logParts
+}
+
+// materialize merges the staged touches of dataset e into the overlay, in
+// order, so dirtyIndex sees them; needed before anything but a touch reads
+// or changes the dataset's marks.
+func (ac *applyCtx) materialize(e *dsEntry) {
+	w := ac.forecastWork()
+	kept := w.touches[:0]
+	for _, t := range w.touches {
+		if t.e.id != e.id {
+			kept = append(kept, t)
+			continue
+		}
+		for _, sid := range t.sids {
+			ref := seriesRef{e.id, sid}
+			if cur, ok := ac.dirtyMark(e, ref); !ok || cur.index < t.index {
+				w.dirty[ref] = dirtyMark{index: t.index, tx: t.tx}
+			}
+		}
+	}
+	clear(w.touches[len(kept):])
+	w.touches = kept
+}
+
+// dirtyMark returns the series' mark as of this point of the batch,
+// ignoring touches not yet materialized.
+func (ac *applyCtx) dirtyMark(e *dsEntry, ref seriesRef) (dirtyMark, bool) {
+	if ac.fc != nil {
+		if m, ok := ac.fc.dirty[ref]; ok {
+			return m, m.index != 0
+		}
+	}
+	return e.dirty.get(ref.sid)
+}
+
+// dirtyIndex returns the series' dirty index as of this point of the
+// batch; callers materialize the dataset first.
+func (ac *applyCtx) dirtyIndex(e *dsEntry, ref seriesRef) (uint64, bool) {
+	m, ok := ac.dirtyMark(e, ref)
+	return m.index, ok
+}
+
+// setDirty stages a mark change (index 0 deletes); the dataset must have
+// been materialized and is checkpointed by the caller.
+func (ac *applyCtx) setDirty(ref seriesRef, m dirtyMark) {
+	ac.forecastWork().dirty[ref] = m
+}
+
+// checkpointDirty writes the current mark of every series named by the
+// dataset's dirty log (committed records and this batch's touches) and of
+// every staged change, then deletes the log.
+func (ac *applyCtx) checkpointDirty(e *dsEntry) {
+	ac.materialize(e)
+	w := ac.forecastWork()
+	var sids []uint64
+	if e.dirty.logParts > 0 && w.checkpointed[e.id] == 0 {
+		// Records of earlier batches; this batch's are in the overlay.
+		lo, hi := dsRange(prefixDirtyLog, e.id)
+		err := ac.s.scan(context.Background(), lo, hi, func(k, v []byte) (bool, error) {
+			_, raw, err := decodeDirtyLog(v)
+			if err != nil {
+				return false, fmt.Errorf("%x: %w", k, err)
+			}
+			for i := 0; i < len(raw); i += 8 {
+				sids = append(sids, binary.BigEndian.Uint64(raw[i:]))
+			}
+			return true, nil
+		})
+		if err != nil {
+			panic(fmt.Sprintf("cluster: fsm: read dirty log of dataset %d: %v", e.id, err))
+		}
+	}
+	for ref := range w.dirty {
+		if ref.dsid == e.id {
+			sids = append(sids, ref.sid)
+		}
+	}
+	slices.Sort(sids)
+	sids = slices.Compact(sids)
+	var v []byte
+	for _, sid := range sids {
+		ref := seriesRef{e.id, sid}
+		m, ok := ac.dirtyMark(e, ref)
+		if !ok {
+			must(ac.b.Delete(dirtyKey(e.id, sid), nil))
+			continue
+		}
+		v = binary.BigEndian.AppendUint64(v[:0], m.index)
+		v = append(v, m.tx...)
+		must(ac.b.Set(dirtyKey(e.id, sid), v, nil))
+	}
+	lo, hi := dsRange(prefixDirtyLog, e.id)
+	must(ac.b.DeleteRange(lo, hi, nil))
+	w.logged[e.id] = 0
+	w.checkpointed[e.id]++
+}
+
+// publishDirty applies the batch's committed mark changes to the datasets'
+// in-memory marks: the overlay, then the touches logged after it.
+func (ac *applyCtx) publishDirty() {
+	w := ac.fc
+	if w == nil {
+		return
+	}
+	byDS := map[uint32]*dsEntry{}
+	for _, t := range w.touches {
+		byDS[t.e.id] = t.e
+	}
+	for ref := range w.dirty {
+		if _, ok := byDS[ref.dsid]; !ok {
+			if e := ac.entryByID(ref.dsid); e != nil {
+				byDS[ref.dsid] = e
+			}
+		}
+	}
+	for _, e := range byDS {
+		d := e.dirty
+		d.mu.Lock()
+		for ref, m := range w.dirty {
+			if ref.dsid != e.id {
+				continue
+			}
+			if m.index == 0 {
+				delete(d.marks, ref.sid)
+			} else {
+				d.marks[ref.sid] = m
+			}
+		}
+		for _, t := range w.touches {
+			if t.e.id != e.id {
+				continue
+			}
+			for _, sid := range t.sids {
+				if cur, ok := d.marks[sid]; !ok || cur.index < t.index {
+					d.marks[sid] = dirtyMark{index: t.index, tx: t.tx}
+				}
+			}
+		}
+		d.mu.Unlock()
+	}
+	for id, n := range w.logged {
+		if e := byDS[id]; e != nil {
+			e.dirty.logParts = n
+		} else if e := ac.entryByID(id); e != nil {
+			e.dirty.logParts = n
+		}
+	}
+}
+
+// entryByID returns the dataset with id as of this point of the batch.
+func (ac *applyCtx) entryByID(id uint32) *dsEntry {
+	for _, e := range ac.datasets {
+		if e != nil && e.id == id {
+			return e
+		}
+	}
+	ac.s.mu.RLock()
+	defer ac.s.mu.RUnlock()
+	for _, e := range ac.s.datasets {
+		if e.id == id {
+			return e
+		}
+	}
+	return nil
+}
+
+// loadDirty rebuilds e's marks from the checkpointed marks and the dirty
+// log (Store.load).
+func (s *Store) loadDirty(e *dsEntry) error {
+	d := newDirtyState()
+	lo, hi := dsRange(prefixDirty, e.id)
+	err := s.scan(context.Background(), lo, hi, func(k, v []byte) (bool, error) {
+		if len(k) != 13 {
+			return true, nil // the refresh index
+		}
+		if len(v) < 8 {
+			return false, fmt.Errorf("corrupt dirty mark %x", k)
+		}
+		d.marks[binary.BigEndian.Uint64(k[5:])] = dirtyMark{index: binary.BigEndian.Uint64(v), tx: string(v[8:])}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	lo, hi = dsRange(prefixDirtyLog, e.id)
+	err = s.scan(context.Background(), lo, hi, func(k, v []byte) (bool, error) {
+		if len(k) != 13 {
+			return false, fmt.Errorf("corrupt dirty log key %x", k)
+		}
+		index := binary.BigEndian.Uint64(k[5:])
+		tx, raw, err := decodeDirtyLog(v)
+		if err != nil {
+			return false, fmt.Errorf("%x: %w", k, err)
+		}
+		for i := 0; i < len(raw); i += 8 {
+			sid := binary.BigEndian.Uint64(raw[i:])
+			if cur, ok := d.marks[sid]; !ok || cur.index < index {
+				d.marks[sid] = dirtyMark{index: index, tx: tx}
+			}
+		}
+		d.logParts++
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	e.dirty = d
+	return nil
+}
+
+// sortedMarks returns a copy of the committed marks in series-id order.
+func (d *dirtyState) sortedMarks() []DirtyMark {
+	d.mu.Lock()
+	out := make([]DirtyMark, 0, len(d.marks))
+	for sid, m := range d.marks {
+		out = append(out, DirtyMark{SeriesID: sid, Index: m.index, TxID: m.tx})
+	}
+	d.mu.Unlock()
+	slices.SortFunc(out, func(a, b DirtyMark) int { return cmp.Compare(a.SeriesID, b.SeriesID) })
+	return out
+}
