@@ -51,7 +51,10 @@
 // Raft's FSM goroutine (or Local's loop) is the only caller of
 // FSM.ApplyBatch, and the only goroutine touching dsEntry.known. Store.mu
 // (RWMutex) guards only the dataset catalog map and the id allocator; it
-// is never held while calling Pebble or any other lock. Store.closeMu is
+// is never held while calling Pebble or any other lock. dirtyState.mu
+// (one per dataset) guards the committed dirty marks and is a leaf lock:
+// the FSM goroutine takes it to publish a batch's marks, the forecaster to
+// copy them. Store.closeMu is
 // taken only by Close. Alarm state is an atomic.Pointer (no lock);
 // Monitor.localMu and each webhook queue mutex are leaf locks.
 // membership.mu guards the member table and is a leaf lock; membership
