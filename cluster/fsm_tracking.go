@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"fmt"
-	"slices"
 	"sync/atomic"
 	"time"
 
@@ -211,7 +210,7 @@ func (f *FSM) trackIngest(ac *applyCtx, e *dsEntry, h *ingestHeader, recs []arro
 		_ = rec.RecordRejections(id, rs)
 	}
 	if e.schema.TracksObjects() {
-		ac.s.objScratch = trackObjects(rec, e.schema, id, tx.Dataset, h.Errors, recs, t, ac.s.objScratch)
+		trackObjects(rec, e.schema, id, tx.Dataset, h.Errors, recs, t)
 	}
 }
 
@@ -226,11 +225,9 @@ func idempotencyKeyOf(tx *txRecordWire) string {
 
 // trackObjects records the object-index entries of one part: one entry per
 // rejected row with an object id (validate, rejected, at the end of
-// validate) and one per accepted row (apply, accepted, at the append).
-// trackObjects records the part's objects; scratch is reused across calls
-// of one apply batch (a 10,000-row part needs ~900 KB of entries) and is
-// returned for the next call.
-func trackObjects(rec *tracking.Recorder, sc *stream.Schema, id, dataset string, errs []stream.RowError, recs []arrow.RecordBatch, t entryTimes, scratch []tracking.ObjectEntry) []tracking.ObjectEntry {
+// validate) and one per accepted row (apply, accepted, at the append),
+// read straight from the batch's object-id and row columns.
+func trackObjects(rec *tracking.Recorder, sc *stream.Schema, id, dataset string, errs []stream.RowError, recs []arrow.RecordBatch, t entryTimes) {
 	if len(errs) > 0 {
 		ents := make([]tracking.ObjectEntry, 0, len(errs))
 		for _, re := range errs {
@@ -245,30 +242,14 @@ func trackObjects(rec *tracking.Recorder, sc *stream.Schema, id, dataset string,
 	}
 	oi := sc.IdxObjectID()
 	if oi < 0 {
-		return scratch
+		return
 	}
-	n := 0
 	for _, r := range recs {
-		n += int(r.NumRows())
-	}
-	if n == 0 {
-		return scratch
-	}
-	ents := slices.Grow(scratch[:0], n)
-	for _, r := range recs {
-		objs := r.Column(oi).(*array.String)
-		rowNums := r.Column(stream.IdxRow).(*array.Int32)
-		for i := range int(r.NumRows()) {
-			if objs.IsNull(i) {
-				continue
-			}
-			ents = append(ents, tracking.ObjectEntry{ObjectID: objs.Value(i), Row: int(rowNums.Value(i)),
-				Stage: tracking.StageApply, Outcome: tracking.OutcomeAccepted})
+		if r.NumRows() == 0 {
+			continue
 		}
+		_ = rec.RecordApplied(id, dataset, t.appended, r.Column(oi).(*array.String), r.Column(stream.IdxRow).(*array.Int32))
 	}
-	_ = rec.RecordObjects(id, dataset, t.appended, ents)
-	clear(ents) // drop the string references until the next call
-	return ents[:0]
 }
 
 // TrackBlock is one tracking block of transaction TxID, for

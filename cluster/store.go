@@ -162,10 +162,6 @@ type Store struct {
 	logger *slog.Logger
 	wo     *pebble.WriteOptions
 
-	// objScratch is reused by apply for the tracking object entries of a
-	// part; FSM goroutine only.
-	objScratch []tracking.ObjectEntry
-
 	applied atomic.Uint64
 	term    atomic.Uint64
 

@@ -231,24 +231,24 @@ func appendObjectChunkHeader(b []byte, dataset string, withDataset bool, n int) 
 // the rest), the row as a delta from the previous entry's row (0 for the
 // first), the code (stage's code << 2 | outcome's code), and field and
 // reason if rejected.
-func appendObjectEntry(b []byte, en *ObjectEntry, shared int, rowDelta int64, code byte) []byte {
+func appendObjectEntry(b []byte, id, field, reason string, shared int, rowDelta int64, code byte) []byte {
 	b = binary.AppendUvarint(b, uint64(shared))
-	b = appendStr(b, en.ObjectID[shared:])
+	b = appendStr(b, id[shared:])
 	b = binary.AppendVarint(b, rowDelta)
 	b = append(b, code)
 	if code&3 == 2 { // rejected
-		b = appendStr(b, en.Field)
-		b = appendStr(b, en.Reason)
+		b = appendStr(b, field)
+		b = appendStr(b, reason)
 	}
 	return b
 }
 
-// objectEntrySize is len(appendObjectEntry(nil, en, shared, rowDelta, code)).
-func objectEntrySize(en *ObjectEntry, shared int, rowDelta int64, code byte) int {
-	rest := len(en.ObjectID) - shared
+// objectEntrySize is len(appendObjectEntry(nil, id, field, reason, shared, rowDelta, code)).
+func objectEntrySize(id, field, reason string, shared int, rowDelta int64, code byte) int {
+	rest := len(id) - shared
 	n := uvarintLen(uint64(shared)) + uvarintLen(uint64(rest)) + rest + varintLen(rowDelta) + 1
 	if code&3 == 2 {
-		n += uvarintLen(uint64(len(en.Field))) + len(en.Field) + uvarintLen(uint64(len(en.Reason))) + len(en.Reason)
+		n += uvarintLen(uint64(len(field))) + len(field) + uvarintLen(uint64(len(reason))) + len(reason)
 	}
 	return n
 }

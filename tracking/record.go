@@ -298,7 +298,57 @@ func (rc *Recorder) recordRejections(txID string, rs []Rejection) error {
 // skipped. entries is not modified or retained. Callers call it only for
 // datasets with an object-id column and track_objects enabled.
 func (rc *Recorder) RecordObjects(txID string, dataset string, at time.Time, entries []ObjectEntry) error {
-	return rc.fail(rc.recordObjects(txID, dataset, at, entries))
+	return rc.fail(rc.recordObjects(txID, dataset, at, entrySource(entries)))
+}
+
+// ObjectColumn is a column of object ids (arrow's *array.String has these
+// methods; tracking does not import arrow).
+type ObjectColumn interface {
+	Len() int
+	IsNull(i int) bool
+	Value(i int) string
+}
+
+// RowColumn gives the row number of each object of an ObjectColumn
+// (arrow's *array.Int32).
+type RowColumn interface {
+	Value(i int) int32
+}
+
+// RecordApplied is RecordObjects for the accepted rows of one applied
+// batch: every non-null id ids.Value(i) is recorded at stage apply,
+// outcome accepted, row rows.Value(i), without building ObjectEntry values
+// (the FSM's hot path). ids and rows are not retained.
+func (rc *Recorder) RecordApplied(txID string, dataset string, at time.Time, ids ObjectColumn, rows RowColumn) error {
+	return rc.fail(rc.recordObjects(txID, dataset, at, columnSource{ids, rows}))
+}
+
+// objectSource is what recordObjects reads entries from.
+type objectSource interface {
+	len() int
+	// entry returns entry i; id "" means no entry.
+	entry(i int) (id string, row int, stage Stage, outcome Outcome, field, reason string)
+}
+
+type entrySource []ObjectEntry
+
+func (es entrySource) len() int { return len(es) }
+func (es entrySource) entry(i int) (string, int, Stage, Outcome, string, string) {
+	e := &es[i]
+	return e.ObjectID, e.Row, e.Stage, e.Outcome, e.Field, e.Reason
+}
+
+type columnSource struct {
+	ids  ObjectColumn
+	rows RowColumn
+}
+
+func (c columnSource) len() int { return c.ids.Len() }
+func (c columnSource) entry(i int) (string, int, Stage, Outcome, string, string) {
+	if c.ids.IsNull(i) {
+		return "", 0, "", "", "", ""
+	}
+	return c.ids.Value(i), int(c.rows.Value(i)), StageApply, OutcomeAccepted, "", ""
 }
 
 // noBucket marks an entry without an object id in objScratch.bk.
@@ -327,7 +377,7 @@ type objScratch struct {
 	buf []byte
 }
 
-func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, entries []ObjectEntry) error {
+func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, src objectSource) error {
 	id, err := parseID(txID)
 	if err != nil {
 		return err
@@ -340,47 +390,49 @@ func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, entries []
 		clear(sc.prevID[:])
 		rc.s.objScratch.Put(sc)
 	}()
-	if cap(sc.bk) < len(entries) {
-		sc.bk = make([]uint16, len(entries))
-		sc.code = make([]byte, len(entries))
-		sc.shared = make([]byte, len(entries))
-		sc.delta = make([]int64, len(entries))
+	n := src.len()
+	if cap(sc.bk) < n {
+		sc.bk = make([]uint16, n)
+		sc.code = make([]byte, n)
+		sc.shared = make([]byte, n)
+		sc.delta = make([]int64, n)
 	}
-	bks, codes := sc.bk[:len(entries)], sc.code[:len(entries)]
-	shared, delta := sc.shared[:len(entries)], sc.delta[:len(entries)]
+	bks, codes := sc.bk[:n], sc.code[:n]
+	shared, delta := sc.shared[:n], sc.delta[:n]
 	clear(sc.n[:])
 	clear(sc.off[:])
 
 	// Pass 1: validate, bucket, size every chunk's body.
 	total := 0
-	for i := range entries {
-		en := &entries[i]
-		if en.ObjectID == "" {
+	for i := range n {
+		oid, row, stage, outcome, field, reason := src.entry(i)
+		if oid == "" {
 			bks[i] = noBucket
 			continue
 		}
-		stc, oc := en.Stage.code(), en.Outcome.code()
+		stc, oc := stage.code(), outcome.code()
 		if stc == 0 {
-			return fmt.Errorf("%w: transaction %s: object %q: unknown stage %q", ErrInvalid, txID, en.ObjectID, en.Stage)
+			return fmt.Errorf("%w: transaction %s: object %q: unknown stage %q", ErrInvalid, txID, oid, stage)
 		}
 		if oc == 0 {
-			return fmt.Errorf("%w: transaction %s: object %q: unknown outcome %q", ErrInvalid, txID, en.ObjectID, en.Outcome)
+			return fmt.Errorf("%w: transaction %s: object %q: unknown outcome %q", ErrInvalid, txID, oid, outcome)
 		}
-		if en.Row < 0 || int64(en.Row) > 1<<32-1 {
-			return fmt.Errorf("%w: transaction %s: row %d out of range", ErrInvalid, txID, en.Row)
+		if row < 0 || int64(row) > 1<<32-1 {
+			return fmt.Errorf("%w: transaction %s: row %d out of range", ErrInvalid, txID, row)
 		}
-		bk := objectBucket(en.ObjectID)
-		bks[i], codes[i] = bk, stc<<2|oc
-		sh, d := 0, int64(en.Row)
+		bk := objectBucket(oid)
+		code := stc<<2 | oc
+		bks[i], codes[i] = bk, code
+		sh, d := 0, int64(row)
 		if sc.n[bk] > 0 {
-			sh, d = commonPrefix(sc.prevID[bk], en.ObjectID), int64(en.Row-sc.prevRow[bk])
+			sh, d = commonPrefix(sc.prevID[bk], oid), int64(row-sc.prevRow[bk])
 		}
-		sc.prevID[bk], sc.prevRow[bk] = en.ObjectID, en.Row
+		sc.prevID[bk], sc.prevRow[bk] = oid, row
 		shared[i], delta[i] = byte(sh), d
-		size := objectEntrySize(en, sh, d, codes[i])
+		size := objectEntrySize(oid, field, reason, sh, d, code)
 		sc.off[bk+1] += size
 		total += size
-		rs := uint64(en.Row)<<8 | uint64(stc)
+		rs := uint64(row)<<8 | uint64(stc)
 		if sc.n[bk] == 0 || rs < sc.first[bk] {
 			sc.first[bk] = rs
 		}
@@ -425,13 +477,14 @@ func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, entries []
 	sc.off[objectBuckets] = at0
 
 	// Pass 2: encode every entry in place, in call order per bucket.
-	for i := range entries {
+	for i := range n {
 		bk := bks[i]
 		if bk == noBucket {
 			continue
 		}
+		oid, _, _, _, field, reason := src.entry(i)
 		p := sc.pos[bk]
-		sc.pos[bk] = p + len(appendObjectEntry(buf[p:p], &entries[i], int(shared[i]), delta[i], codes[i]))
+		sc.pos[bk] = p + len(appendObjectEntry(buf[p:p], oid, field, reason, int(shared[i]), delta[i], codes[i]))
 	}
 
 	day, ms := unixDay(at), msOfDay(at)
