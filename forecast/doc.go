@@ -47,8 +47,34 @@
 // continued for at most etsDampedEvals more evaluations. These stops cut
 // the tail of the 17-parameter monthly seasonal searches, which R ends at
 // maxit unconverged; they move the M3 table slightly (bench/RESULTS.md).
-// The likelihood runs in one loop per model class
-// (ets_filter.go) with the seasonal states in a ring.
+//
+// # Evaluation and interval speed
+//
+// Per series the search makes a few thousand likelihood evaluations
+// (objective calls), so their cost decides the model's speed:
+//
+//   - The likelihood runs in one loop per trend, season and error class
+//     (ets_filter.go) with the seasonal states in a ring that
+//     etsTarget.eval fills straight from the parameter vector. Each loop
+//     computes only what the criterion needs and calls nothing, so its
+//     recursion stays in registers (the Go compiler spills loop values
+//     around any call, even one on a rare branch); partial products of
+//     sum(log|f|) are saved and logged after the loop.
+//   - Additive-trend loops carry q = l + phi*b (three dependent operations
+//     per step instead of five); the loops for multiplicative season and
+//     error share one division for y/q and the relative error. These two
+//     change results by rounding only (no model choice or printed M3 figure
+//     moved).
+//   - The admissibility test (Schur-Cohn) remembers the last smoothing
+//     parameters per candidate: Nelder-Mead often evaluates several points
+//     that differ only in initial states.
+//   - Simulated intervals (multiplicative-season models) advance four
+//     sample paths at a time from the same draws, and take the tail
+//     quantiles from short lists beyond a normal guess (tailQuantiles),
+//     with quickselect over the whole sample when the guess misses; both
+//     give bit-identical intervals.
+//
+// Tried and dropped: see bench/RESULTS.md ("Forecasting core").
 //
 // # Backtests
 //
