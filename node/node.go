@@ -199,6 +199,16 @@ func (n *Node) listen() error {
 		TLSConfig:   http3.ConfigureTLSConfig(&tls.Config{Certificates: tlsConf.Certificates, MinVersion: tls.VersionTLS13}),
 		IdleTimeout: 2 * time.Minute,
 		Logger:      n.log.With("component", "http3"),
+		// Ingest uploads megabytes per request: quic-go's default windows
+		// (512 KiB per stream at first) make a client wait for window
+		// updates while they auto-tune. Start larger; the connection
+		// window caps what one client can buffer here (32 MiB).
+		QUICConfig: &quic.Config{
+			InitialStreamReceiveWindow:     2 << 20,
+			MaxStreamReceiveWindow:         8 << 20,
+			InitialConnectionReceiveWindow: 4 << 20,
+			MaxConnectionReceiveWindow:     32 << 20,
+		},
 	}
 	n.altSvc = fmt.Sprintf(`h3=":%d"; ma=86400`, pc.LocalAddr().(*net.UDPAddr).Port)
 	warnSmallUDPBuffers(n.log)
