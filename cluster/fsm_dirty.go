@@ -33,14 +33,15 @@ import (
 //     ingest part since the dataset's last checkpoint: the part's tx id and
 //     its sorted, distinct series ids (encodeDirtyLog).
 //
-// A checkpoint writes the mark (or its deletion) of every series the log
-// names, then range-deletes the log. It runs in the apply batch of the
-// dataset's every dirtyCheckpointParts-th logged part, and before any other
-// change of the dataset's marks (results, forced refreshes), so the log
-// only ever holds touches, and touches commute: replaying the log over
-// the checkpointed marks in any order (newest index wins) rebuilds the
-// exact set. That is what Store.load does after a restart or a snapshot
-// restore. A 10,000-row part thus writes one log key instead of up to
+// Forecast results that clear marks log a clear record at their own index
+// (the cleared series with the result's data index). A checkpoint writes
+// the mark (or its deletion) of every series the log names, then
+// range-deletes the log. It runs in the apply batch of the dataset's every
+// dirtyCheckpointParts-th log record, and before a forced refresh changes
+// the marks. Replaying the log in index order over the checkpointed marks
+// (touch: newest index wins; clear: delete a mark not newer than the
+// result) repeats apply's decisions exactly; that is what Store.load does
+// after a restart or a snapshot restore. A 10,000-row part thus writes one log key instead of up to
 // 10,000 marks, and a series touched by many parts between checkpoints is
 // written once.
 //
@@ -85,8 +86,14 @@ func dirtyLogKey(dsid uint32, index uint64) []byte {
 	return binary.BigEndian.AppendUint64(dsPrefix(prefixDirtyLog, dsid), index)
 }
 
-// encodeDirtyLog encodes a dirty log record: version 1 | uvarint len(tx) |
-// tx | series ids as big-endian u64, sorted and distinct.
+// Dirty log record kinds (the first byte of the value).
+const (
+	dirtyLogTouch byte = 1 // an ingest part's touches
+	dirtyLogClear byte = 2 // a results command's cleared marks
+)
+
+// encodeDirtyLog encodes a touch record: kind dirtyLogTouch | uvarint
+// len(tx) | tx | series ids as big-endian u64, sorted and distinct.
 func encodeDirtyLog(tx string, sids []uint64) []byte {
 	v := make([]byte, 0, 1+binary.MaxVarintLen64+len(tx)+8*len(sids))
 	v = append(v, 1)
@@ -98,10 +105,57 @@ func encodeDirtyLog(tx string, sids []uint64) []byte {
 	return v
 }
 
-// decodeDirtyLog returns a record's tx id and its series ids (raw, 8 bytes
-// each; a sub-slice of v).
+// encodeDirtyClear encodes a clear record: kind dirtyLogClear | pairs of
+// big-endian u64 (series id, the result's data index), in result order.
+func encodeDirtyClear(cleared []clearedMark) []byte {
+	v := make([]byte, 0, 1+16*len(cleared))
+	v = append(v, dirtyLogClear)
+	for _, c := range cleared {
+		v = binary.BigEndian.AppendUint64(v, c.sid)
+		v = binary.BigEndian.AppendUint64(v, c.dataIndex)
+	}
+	return v
+}
+
+// clearedMark is a mark a forecast result cleared.
+type clearedMark struct{ sid, dataIndex uint64 }
+
+// replayDirtyLog applies one record to marks as apply did: a touch raises
+// each series' mark to index (newest wins), a clear deletes each named
+// mark that is not newer than the result's data index. It returns the
+// series the record names.
+func replayDirtyLog(marks map[uint64]dirtyMark, index uint64, v []byte, named func(sid uint64)) error {
+	if len(v) > 0 && v[0] == dirtyLogClear {
+		if (len(v)-1)%16 != 0 {
+			return fmt.Errorf("dirty log clear: %d bytes", len(v))
+		}
+		for i := 1; i < len(v); i += 16 {
+			sid, di := binary.BigEndian.Uint64(v[i:]), binary.BigEndian.Uint64(v[i+8:])
+			if m, ok := marks[sid]; ok && m.index <= di {
+				delete(marks, sid)
+			}
+			named(sid)
+		}
+		return nil
+	}
+	tx, raw, err := decodeDirtyLog(v)
+	if err != nil {
+		return err
+	}
+	for i := 0; i < len(raw); i += 8 {
+		sid := binary.BigEndian.Uint64(raw[i:])
+		if cur, ok := marks[sid]; !ok || cur.index < index {
+			marks[sid] = dirtyMark{index: index, tx: tx}
+		}
+		named(sid)
+	}
+	return nil
+}
+
+// decodeDirtyLog returns a touch record's tx id and its series ids (raw, 8
+// bytes each; a sub-slice of v).
 func decodeDirtyLog(v []byte) (tx string, sids []byte, err error) {
-	if len(v) < 2 || v[0] != 1 {
+	if len(v) < 2 || v[0] != dirtyLogTouch {
 		return "", nil, errors.New("bad dirty log version")
 	}
 	n, w := binary.Uvarint(v[1:])
@@ -140,6 +194,23 @@ func (ac *applyCtx) markDirty(e *dsEntry, index uint64, txID string, sids []uint
 		return
 	}
 	must(ac.b.Set(dirtyLogKey(e.id, index), encodeDirtyLog(txID, sids), nil))
+	w.logged[e.id] = n
+}
+
+// logClears records the marks a results command at index cleared (already
+// staged with setDirty): one clear record, so a replay after a restart
+// clears them too, or a checkpoint when the dataset's log is full.
+func (ac *applyCtx) logClears(e *dsEntry, index uint64, cleared []clearedMark) {
+	if len(cleared) == 0 {
+		return
+	}
+	w := ac.forecastWork()
+	n := w.logParts(e) + 1
+	if n >= dirtyCheckpointParts {
+		ac.checkpointDirty(e)
+		return
+	}
+	must(ac.b.Set(dirtyLogKey(e.id, index), encodeDirtyClear(cleared), nil))
 	w.logged[e.id] = n
 }
 
@@ -208,14 +279,13 @@ func (ac *applyCtx) checkpointDirty(e *dsEntry) {
 	if e.dirty.logParts > 0 && w.checkpointed[e.id] == 0 {
 		// Records of earlier batches; this batch's are in the overlay.
 		lo, hi := dsRange(prefixDirtyLog, e.id)
+		scratch := map[uint64]dirtyMark{}
 		err := ac.s.scan(context.Background(), lo, hi, func(k, v []byte) (bool, error) {
-			_, raw, err := decodeDirtyLog(v)
-			if err != nil {
+			// Only the named series matter here; the marks are current.
+			if err := replayDirtyLog(scratch, 0, v, func(sid uint64) { sids = append(sids, sid) }); err != nil {
 				return false, fmt.Errorf("%x: %w", k, err)
 			}
-			for i := 0; i < len(raw); i += 8 {
-				sids = append(sids, binary.BigEndian.Uint64(raw[i:]))
-			}
+			clear(scratch)
 			return true, nil
 		})
 		if err != nil {
@@ -339,16 +409,8 @@ func (s *Store) loadDirty(e *dsEntry) error {
 		if len(k) != 13 {
 			return false, fmt.Errorf("corrupt dirty log key %x", k)
 		}
-		index := binary.BigEndian.Uint64(k[5:])
-		tx, raw, err := decodeDirtyLog(v)
-		if err != nil {
+		if err := replayDirtyLog(d.marks, binary.BigEndian.Uint64(k[5:]), v, func(uint64) {}); err != nil {
 			return false, fmt.Errorf("%x: %w", k, err)
-		}
-		for i := 0; i < len(raw); i += 8 {
-			sid := binary.BigEndian.Uint64(raw[i:])
-			if cur, ok := d.marks[sid]; !ok || cur.index < index {
-				d.marks[sid] = dirtyMark{index: index, tx: tx}
-			}
 		}
 		d.logParts++
 		return true, nil

@@ -146,6 +146,24 @@ func TestDirtyLogCheckpointAndReplay(t *testing.T) {
 		t.Errorf("the reopened store and the replica hold different keys")
 	}
 
+	// A result clearing d is logged, not checkpointed: a restart replays
+	// the clear.
+	res = resultEntries(t, s, "d", testForecast(sid("d"), want[sid("d")].Index, 700, 3))
+	if r := both(res...)[0].(*ForecastApplyResult); r.Cleared != 1 {
+		t.Fatalf("clearing d: got %+v, want 1 cleared", r)
+	}
+	delete(want, sid("d"))
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openMemStore(t, fs)
+	a = &applier{t: t, f: NewFSM(s, testLogger(t)), idx: s.AppliedIndex()}
+	for name, st := range map[string]*Store{"reopened": s, "replica": replica} {
+		if got := fullMarks(t, st, "d"); !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: marks after a logged clear: got %v, want %v", name, got, want)
+		}
+	}
+
 	// A snapshot restored into a fresh store rebuilds the same marks.
 	restored := snapshotRoundTrip(t, s)
 	if got := fullMarks(t, restored, "d"); !reflect.DeepEqual(got, want) {

@@ -165,6 +165,7 @@ func (f *FSM) applyForecastResults(ac *applyCtx, index uint64, h, payload []byte
 	w := ac.forecastWork()
 	ac.materialize(e)
 	res := &ForecastApplyResult{}
+	var cleared []clearedMark
 	_ = decodeForecastResults(payload, func(rec []byte) error {
 		sid := binary.BigEndian.Uint64(rec[1:])
 		di, _ := recordDataIndex(rec)
@@ -182,13 +183,12 @@ func (f *FSM) applyForecastResults(ac *applyCtx, index uint64, h, payload []byte
 		res.Stored++
 		if d, ok := ac.dirtyIndex(e, ref); ok && d <= di {
 			ac.setDirty(ref, dirtyMark{})
+			cleared = append(cleared, clearedMark{sid, di})
 			res.Cleared++
 		}
 		return nil
 	})
-	if res.Cleared > 0 {
-		ac.checkpointDirty(e)
-	}
+	ac.logClears(e, index, cleared)
 	return res
 }
 
