@@ -36,6 +36,18 @@ type Config struct {
 	// block. Default nil.
 	OnWriteError func(error)
 
+	// ObjectFoldEntries, ObjectFoldCalls and ObjectFoldBytes bound the
+	// object index's staging table (keys.go, "Object index"): the
+	// RecordObjects call that brings the staged calls to at least this
+	// many entries, calls or value bytes folds them all into runs. They
+	// decide which bytes a Recorder writes, so they must be equal on
+	// every node: use the defaults outside tests (smaller values make
+	// more, smaller runs and slower lookups; larger ones let staged values
+	// outlive their memtable). Defaults 200,000 entries, 64 calls, 4 MiB.
+	ObjectFoldEntries int
+	ObjectFoldCalls   int
+	ObjectFoldBytes   int
+
 	// Dir is the data directory of a standalone store (Open only).
 	Dir string
 	// FS is the file system of a standalone store (Open only). Default
@@ -67,6 +79,15 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.ObjectFoldEntries == 0 {
+		c.ObjectFoldEntries = 200_000
+	}
+	if c.ObjectFoldCalls == 0 {
+		c.ObjectFoldCalls = 64
+	}
+	if c.ObjectFoldBytes == 0 {
+		c.ObjectFoldBytes = 4 << 20
+	}
 	if c.FS == nil {
 		c.FS = vfs.Default
 	}
@@ -86,6 +107,10 @@ func (c Config) Validate() error {
 	}
 	if c.CacheSize < 0 {
 		return fmt.Errorf("tracking: negative cache size %d", c.CacheSize)
+	}
+	if c.ObjectFoldEntries < 0 || c.ObjectFoldCalls < 0 || c.ObjectFoldBytes < 0 {
+		return fmt.Errorf("tracking: negative object fold threshold (%d entries, %d calls, %d bytes)",
+			c.ObjectFoldEntries, c.ObjectFoldCalls, c.ObjectFoldBytes)
 	}
 	for _, st := range c.RequiredStages {
 		if st.code() == 0 {

@@ -28,10 +28,12 @@
 //     objects enabled, one entry per (object id, time, transaction, row,
 //     stage) with its outcome; rejected entries keep field and reason, so a
 //     rejected row is findable by object id. Entries are stored as
-//     hash-bucketed chunks, one Pebble key per bucket per RecordObjects
-//     call (keys.go, "Object index"), so a 10,000-row transaction writes
-//     about 1,000 keys; Object reads one bucket per day and returns the
-//     journey in time order.
+//     hash-bucketed chunks (keys.go, "Object index"): a RecordObjects call
+//     writes one time-ordered staging key holding all its chunks, and
+//     about every 200,000 staged entries a call folds the staged calls,
+//     inside its batch, into bucket-major runs (one key per bucket per
+//     run). Object reads the object's bucket of every run and staged call
+//     of each day and returns the journey in time order.
 //   - Statistics: per-minute counters per stage, dataset, source and node,
 //     each with a 64-bucket latency histogram (stats.go).
 //
@@ -46,11 +48,13 @@
 // the same batch as the applied data and the applied index, so tracking is
 // atomic with the apply: Store.NewRecorder(db, batch) returns a Recorder
 // for that batch (RecordTransaction, RecordBlock, RecordRejections,
-// RecordObjects, Expire). One Recorder per batch matters: status and
-// statistics are read-modify-writes, and a Recorder's overlay is what lets
-// a later record in the batch see an earlier one (an unindexed Pebble
-// batch cannot be read). All tracking keys live below Config.Prefix (keys.go has the
-// layout). Open gives a standalone store with its own Pebble instance and
+// RecordObjects, Expire). One Recorder per batch matters: status,
+// statistics and the object index's counters are read-modify-writes, and
+// a Recorder's overlay is what lets a later record in the batch see an
+// earlier one (an unindexed Pebble batch cannot be read); a fold of the
+// object index also needs the calls staged earlier in the batch, which
+// the Recorder keeps. All tracking keys live below Config.Prefix (keys.go
+// has the layout). Open gives a standalone store with its own Pebble instance and
 // Store.Update for tests and for nodes that keep tracking apart; both modes
 // share the code.
 //
@@ -77,8 +81,11 @@
 //     every node, so the store never reads the clock or a random source
 //     while writing; all times come from the records, encodings are fixed
 //     byte layouts, and the same calls on the same state write the same
-//     bytes on every node (TestDeterminism). Queries therefore return the
-//     same answer on every node that applied the same index.
+//     bytes on every node, whatever the batch boundaries (TestDeterminism,
+//     TestObjectIndexDeterminism). This includes when the object index
+//     folds: its counters are replicated state and its thresholds
+//     (Config.ObjectFold*) must be equal on every node. Queries therefore
+//     return the same answer on every node that applied the same index.
 //   - Retention is range deletes over time-prefixed key ranges only
 //     (retention.go); the cutoff comes from a replicated command.
 //

@@ -20,27 +20,33 @@ import (
 //	block        P 'b' | ulid[16] | stage u8                                       Block     (codec.go)
 //	rejection    P 'r' | ulid[16] | row u32 | seq u16                              Rejection (codec.go)
 //	tx index     P 'i' | day u32 | dim u8 | uvarint len | value | ulid[16]         empty
-//	object       P 'O' | day u32 | bucket u16 | ms u32 | ulid[16] | row u32        object chunk (codec.go)
-//	             | stage u8
+//	obj staging  P 'S' | day u32 | ms u32 | ulid[16] | row u32 | stage u8          staged call (objects.go)
+//	obj runs     P 'R' | day u32 | run u32 | bucket u16                            run chunk   (objects.go)
+//	meta         P 'M' | name u8                                                   per name (objects.go)
 //	stats        P 's' | dim u8 | minute u32 | uvarint len | value | stage u8      statAgg   (stats.go)
+//	(retired)    P 'O' | ...  object index v2, one key per bucket per call: never reuse 'O'
 //	(retired)    P 'o' | ...  object index v1, one key per entry: never reuse 'o'
 //
 // day = Unix days (UTC), minute = Unix minutes, ms = milliseconds since the
 // start of day (object events keep millisecond precision). The tx index is
 // partitioned by the day of the tx id's timestamp, the object index by the
 // day of the record time passed to RecordObjects, and the stats by the
-// minute of the block's finish time: every table has a time prefix (either
-// first or right after a fixed dimension byte), so retention is a handful
-// of DeleteRange calls (retention.go) and never a scan.
+// minute of the block's finish time: every table but meta has a time
+// prefix (either first or right after a fixed dimension byte), so
+// retention is a handful of DeleteRange calls (retention.go) and never a
+// scan. Meta holds a few fixed keys that live forever (metaObjects: the
+// object index's staging counters and run counter).
 //
 // # Object index
 //
-// The object index is a hash-bucketed posting list: one RecordObjects call
-// (one transaction, one record time) writes ONE key per object bucket it
-// touches, not one per object. bucket = objectBucket(object id), a stable
-// hash (FNV-1a 64 of the id's bytes, then the murmur3 fmix64 finalizer)
-// reduced to objectBuckets = 1024 buckets; the value is the chunk of that
-// call's entries whose object falls in the bucket, in call order:
+// The object index is a hash-bucketed posting list, written in two steps
+// so that the apply path writes one time-ordered key per call and the
+// bucket-major layout is produced in bulk.
+//
+// bucket = objectBucket(object id), a stable hash (FNV-1a 64 of the id's
+// bytes, then the murmur3 fmix64 finalizer) reduced to objectBuckets =
+// 1024 buckets. The entries of one RecordObjects call (one transaction,
+// one record time) that fall in one bucket form a chunk, in call order:
 //
 //	chunk = version u8 (codecV1) | flags u8 [| dataset str] | n uvarint
 //	        | n x ( shared uvarint | rest str | row delta varint
@@ -52,24 +58,61 @@ import (
 // shared bytes (at most 255) of the previous entry's id followed by rest;
 // its row is the previous entry's row (0 before the first) plus the delta.
 // Field and reason follow rejected entries only.
-// The key's row and stage are those of the chunk's smallest (row, stage)
-// entry: within a transaction a (row, stage) pair is recorded once, so two
-// calls of one transaction (several parts, several Raft entries, maybe the
-// same millisecond) never write the same key, and repeating a call writes
-// the same keys and values again (idempotent). A later call that repeats a
-// (row, stage) of an earlier call at the same millisecond with different
-// other entries replaces the earlier call's chunk in that bucket.
 //
-// A 10,000-object transaction thus writes about 1,000 keys (one per
-// touched bucket) instead of 10,000. Looking an object up reads, for each
-// day partition that holds data, the one bucket range of its hash: about
-// 1/1024 of that day's entries, skipped cheaply by comparing id bytes (see
-// BenchmarkObjectLookup for the latency at 10M objects). A finer bucket
-// count would make lookups cheaper and writes dearer (more keys per call).
+// Staging ('S'): a RecordObjects call writes ONE key, its call identity
+// (day, ms, tx, and the smallest (row, stage) of its entries), whose value
+// is all of the call's chunks, one per touched bucket in bucket order,
+// behind a directory for jumping to one bucket's chunk:
 //
-// Tx index dims are dimDataset, dimSource and dimStatus; the status entry
-// of a transaction is moved (Delete + Set) when its status changes. Stats
-// dims are dimStage (value is empty), dimDataset, dimSource and dimNode.
+//	staged call = version u8 (codecV1) | nb uvarint | nb x ( bucket u16 | end u32 )
+//	              | nb x chunk
+//
+// where end is the offset in the value just past that bucket's chunk (the
+// first chunk starts right after the directory). The keys are time
+// ordered, so consecutive calls land next to each other in the memtable.
+//
+// Runs ('R'): once the staged calls reach a threshold (Config.ObjectFold*:
+// entries, calls or bytes), the call that reaches it folds every staged
+// call (the ones committed and the ones staged earlier in the same batch,
+// plus itself) into one run per day present, inside the same batch, and
+// range-deletes the whole staging table. A run has one key per touched
+// bucket: the concatenation of that bucket's chunks of every folded call
+// of that day, in call-identity order, each behind its call identity:
+//
+//	run chunk = version u8 (codecV1)
+//	            | k x ( ms u32 | ulid[16] | row u32 | stage u8 | len uvarint | chunk[len] )
+//
+// Folding copies bytes and decodes no entry. run is a counter kept in the
+// meta key metaObjects (with the staged calls, entries and bytes since
+// the last fold), so all keys of one fold are contiguous and later folds
+// sort after earlier ones: flushed runs of a day do not overlap, unlike
+// bucket-major keys written per call. The thresholds keep the staged bytes
+// well below a memtable, so staged values are usually deleted before they
+// are flushed. Both steps are deterministic (the counters are read through
+// the Recorder's overlay), so every node writes the same bytes whatever
+// its batch boundaries.
+//
+// Looking an object up visits, for each day that holds data, each run of
+// that day (one seek to (day, run, bucket)) and each staged call of that
+// day (one directory search), and scans only the object's bucket: about
+// 1/1024 of the day's entries, skipped cheaply by comparing id bytes (see
+// BenchmarkObjectLookup for the latency at 10M objects). Lookups cost one
+// seek per run, so a day of N entries costs about N / ObjectFoldEntries
+// seeks.
+//
+// Repeats: repeating a call writes the same staging key and value again
+// (idempotent while staged). A repeat that arrives after the original was
+// folded is staged and folded again; lookups drop repeated positions (the
+// same time, transaction, row and stage), so it is still one event. Within
+// a transaction record each (row, stage) pair once (calls for different
+// parts carry different rows): a later call at the same millisecond whose
+// smallest (row, stage) equals an earlier staged call's replaces that call
+// as a whole.
+//
+// The retired 'O' table held the same chunks under one key per touched
+// bucket per call (P 'O' | day | bucket | ms | ulid | row | stage), about
+// 1,000 keys per 10,000-object call at random places in the memtable; it
+// is no longer read, and Expire still range-deletes it.
 //
 // Tx index dims are dimDataset, dimSource and dimStatus; the status entry
 // of a transaction is moved (Delete + Set) when its status changes. Stats
@@ -82,15 +125,26 @@ import (
 // instead. In particular objectBuckets and the objectBucket hash are part
 // of the format: changing either makes every stored object entry
 // unreachable (lookups would read the wrong bucket), so a different bucket
-// count needs a new table byte, as 'O' replaced 'o'.
+// count needs new table bytes, as 'S' and 'R' replaced 'O' and 'O'
+// replaced 'o'. The fold thresholds (Config.ObjectFoldEntries, Calls,
+// Bytes) decide when a fold happens and so which bytes are written: they
+// must be equal on every node, like the code.
 const (
 	tableTx        byte = 't'
 	tableBlock     byte = 'b'
 	tableRejection byte = 'r'
 	tableIndex     byte = 'i'
-	tableObject    byte = 'O'
-	tableObjectV1  byte = 'o' // retired; Expire still range-deletes it
+	tableObjStage  byte = 'S'
+	tableObjRun    byte = 'R'
+	tableMeta      byte = 'M'
 	tableStats     byte = 's'
+	tableObjectV2  byte = 'O' // retired; Expire still range-deletes it
+	tableObjectV1  byte = 'o' // retired; Expire still range-deletes it
+)
+
+// Names of the meta keys (P 'M' name).
+const (
+	metaObjects byte = 'o' // object index counters: objMeta (objects.go)
 )
 
 // Dimension bytes for the tx index and the stats table.
@@ -223,19 +277,35 @@ func objectBucket(id string) uint16 {
 	return uint16(h & (objectBuckets - 1))
 }
 
-// objectKeyLen is the length of an object key; objectPrefixLen that of its
-// P 'O' day bucket prefix.
+// Object-index key lengths: a staging key, a run key, and the P T day
+// prefix both tables start with.
 const (
-	objectPrefixLen = 2 + 4 + 2
-	objectKeyLen    = objectPrefixLen + 4 + ulidLen + 4 + 1
+	objDayPrefixLen = 2 + 4
+	objStageKeyLen  = objDayPrefixLen + 4 + ulidLen + 4 + 1
+	objRunKeyLen    = objDayPrefixLen + 4 + 2
 )
 
-// objectPrefix returns P 'O' day bucket.
-func (k keys) objectPrefix(day uint32, bucket uint16) []byte {
-	b := append(make([]byte, 0, objectKeyLen), k.p, tableObject)
-	b = appendU32(b, day)
+// objDay returns P t day, the prefix of one day of object table t.
+func (k keys) objDay(t byte, day uint32) []byte {
+	b := append(make([]byte, 0, objStageKeyLen), k.p, t)
+	return appendU32(b, day)
+}
+
+// objStage returns the staging key of a call: P 'S' day ms ulid row stage.
+func (k keys) objStage(day, ms uint32, id [ulidLen]byte, row uint32, stage byte) []byte {
+	b := appendU32(k.objDay(tableObjStage, day), ms)
+	b = append(b, id[:]...)
+	b = appendU32(b, row)
+	return append(b, stage)
+}
+
+// objRun returns P 'R' day run bucket.
+func (k keys) objRun(day, run uint32, bucket uint16) []byte {
+	b := appendU32(k.objDay(tableObjRun, day), run)
 	return appendU16(b, bucket)
 }
+
+func (k keys) meta(name byte) []byte { return []byte{k.p, tableMeta, name} }
 
 // statsKey returns P 's' dim minute value stage.
 func (k keys) statsKey(dim byte, minute uint32, value string, st Stage) []byte {

@@ -1,7 +1,9 @@
 package tracking
 
 import (
+	"bytes"
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -30,25 +32,62 @@ func TestObjectBucketStable(t *testing.T) {
 
 // TestObjectIndexModel records random transactions over three days, each
 // split into several RecordObjects calls (parts, some at the same
-// millisecond, one repeated), and checks every object's journey and its
-// pages against a plain model of the calls.
+// millisecond), seven calls per batch, and checks every object's journey
+// and its pages against a plain model of the calls. It runs with the
+// default fold thresholds (one fold, at the 64th of 95 calls, then 31
+// staged calls) and with tiny ones, so that folds happen in the middle of
+// batches, several per batch, cover calls of several days, and a call
+// repeated at the end is folded twice (once with its original).
 func TestObjectIndexModel(t *testing.T) {
-	s := newMemStore(t, Config{})
-	rng := rand.New(rand.NewPCG(7, 11))
-	type call struct {
-		tx, ds string
-		at     time.Time
-		es     []ObjectEntry
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"default", Config{}},
+		{"calls=3", Config{ObjectFoldCalls: 3}},
+		{"entries=700", Config{ObjectFoldEntries: 700}},
+		{"bytes=4096", Config{ObjectFoldBytes: 4096}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := newMemStore(t, tc.cfg)
+			testObjectIndexModel(t, s)
+			var staged, runs int
+			for _, kv := range dump(t, s) {
+				switch kv[0][1] {
+				case tableObjStage:
+					staged++
+				case tableObjRun:
+					runs++
+				}
+			}
+			t.Logf("%d staged calls, %d run chunks", staged, runs)
+			if runs == 0 {
+				t.Error("run chunks: got 0, want folds")
+			}
+		})
 	}
-	var calls []call
-	for i := range 60 {
+}
+
+// objCall is one RecordObjects call of a test.
+type objCall struct {
+	tx, ds string
+	at     time.Time
+	es     []ObjectEntry
+}
+
+// randomObjectCalls returns the calls of n random transactions over three
+// days (several parts each, some at the same millisecond) in random order,
+// and the ids of the transactions recorded with RecordTransaction first
+// (half of them, so the dataset is joined for those).
+func randomObjectCalls(rng *rand.Rand, n int) (calls []objCall, recorded []objCall) {
+	for i := range n {
 		at := t0.Add(time.Duration(rng.IntN(3*24*3600)) * time.Second)
 		tx := txid(at, uint64(i))
 		ds := fmt.Sprint("ds", i%3)
 		rows := 1 + rng.IntN(300)
 		parts := 1 + rng.IntN(4)
 		for p := range parts {
-			c := call{tx: tx, ds: ds, at: at}
+			c := objCall{tx: tx, ds: ds, at: at}
 			if p%2 == 1 {
 				c.at = at.Add(time.Duration(rng.IntN(3)) * time.Millisecond)
 			}
@@ -66,14 +105,23 @@ func TestObjectIndexModel(t *testing.T) {
 			}
 			calls = append(calls, c)
 		}
-		if i%2 == 0 { // half of the transactions are recorded, so the dataset is joined
-			update(t, s, func(rec *Recorder) error {
-				return rec.RecordTransaction(Transaction{ID: tx, Dataset: ds, Source: SourceHTTP})
-			})
+		if i%2 == 0 {
+			recorded = append(recorded, objCall{tx: tx, ds: ds})
 		}
 	}
-	calls = append(calls, calls[5]) // a repeated call is idempotent
 	rng.Shuffle(len(calls), func(i, j int) { calls[i], calls[j] = calls[j], calls[i] })
+	return calls, recorded
+}
+
+func testObjectIndexModel(t *testing.T, s *Store) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	calls, recorded := randomObjectCalls(rng, 60)
+	for _, c := range recorded {
+		update(t, s, func(rec *Recorder) error {
+			return rec.RecordTransaction(Transaction{ID: c.tx, Dataset: c.ds, Source: SourceHTTP})
+		})
+	}
+	calls = append(calls, calls[5]) // a repeated call is one event, folded or not
 	for i := 0; i < len(calls); i += 7 {
 		update(t, s, func(rec *Recorder) error {
 			for _, c := range calls[i:min(i+7, len(calls))] {
@@ -128,6 +176,101 @@ func TestObjectIndexModel(t *testing.T) {
 	if got, _, err := s.Object(t.Context(), nil, "obj-none", 0, ""); err != nil || len(got) != 0 {
 		t.Errorf("unknown object: got %v, %v", got, err)
 	}
+}
+
+// TestObjectIndexDeterminism feeds the same object calls, with repeats and
+// an Expire in the middle, to three stores with tiny fold thresholds: all
+// in one batch, one batch per call, and random batches. The keyspaces must
+// be byte-identical (folds happen at the same calls and write the same
+// runs whatever the batch boundaries), and hold both runs and staged
+// calls.
+func TestObjectIndexDeterminism(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 5))
+	calls, _ := randomObjectCalls(rng, 40)
+	calls = append(calls, calls[3], calls[10])
+	cut := t0.Truncate(24 * time.Hour).Add(24 * time.Hour) // expires the first of the three days
+	type op struct {
+		c      *objCall
+		expire bool
+	}
+	var ops []op
+	for i := range calls {
+		if i == len(calls)/2 {
+			ops = append(ops, op{expire: true})
+		}
+		ops = append(ops, op{c: &calls[i]})
+	}
+	do := func(rec *Recorder, o op) error {
+		if o.expire {
+			return rec.Expire(cut)
+		}
+		return rec.RecordObjects(o.c.tx, o.c.ds, o.c.at, o.c.es)
+	}
+	cfg := Config{ObjectFoldCalls: 5, ObjectFoldEntries: 900}
+	one, many, mixed := newMemStore(t, cfg), newMemStore(t, cfg), newMemStore(t, cfg)
+	update(t, one, func(rec *Recorder) error {
+		for _, o := range ops {
+			if err := do(rec, o); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for _, o := range ops {
+		update(t, many, func(rec *Recorder) error { return do(rec, o) })
+	}
+	for i := 0; i < len(ops); {
+		n := 1 + rng.IntN(9)
+		update(t, mixed, func(rec *Recorder) error {
+			for _, o := range ops[i:min(i+n, len(ops))] {
+				if err := do(rec, o); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		i += n
+	}
+	a := dump(t, one)
+	tables := map[byte]int{}
+	for _, kv := range a {
+		tables[kv[0][1]]++
+	}
+	if tables[tableObjStage] == 0 || tables[tableObjRun] == 0 {
+		t.Fatalf("keys per table: got %v, want staged calls and runs", tables)
+	}
+	for name, s := range map[string]*Store{"many": many, "mixed": mixed} {
+		b := dump(t, s)
+		if len(a) != len(b) {
+			t.Fatalf("%s: got %d keys, one batch %d, want equal", name, len(b), len(a))
+		}
+		for i := range a {
+			if !bytes.Equal(a[i][0], b[i][0]) || !bytes.Equal(a[i][1], b[i][1]) {
+				t.Fatalf("%s: entry %d: got %x (%d bytes), one batch %x (%d bytes), want equal", name, i, b[i][0], len(b[i][1]), a[i][0], len(a[i][1]))
+			}
+		}
+	}
+	// Expired: no object key of the first day is left.
+	for _, kv := range a {
+		if k := kv[0]; (k[1] == tableObjStage || k[1] == tableObjRun) && binary.BigEndian.Uint32(k[2:]) < unixDay(cut) {
+			// Calls recorded after the Expire recreate their day.
+			if !recordedAfter(calls[len(calls)/2:], k) {
+				t.Errorf("object key %x of an expired day, not recorded after Expire", k)
+			}
+		}
+	}
+}
+
+// recordedAfter reports whether one of calls was recorded on the day of
+// object-index key k.
+func recordedAfter(calls []objCall, k []byte) bool {
+	d := binary.BigEndian.Uint32(k[2:])
+	for _, c := range calls {
+		if unixDay(c.at) == d {
+			return true
+		}
+	}
+	return false
 }
 
 // strColumn and rowColumn stand in for arrow's string and int32 arrays.

@@ -420,10 +420,11 @@ type objectEv struct {
 // row and stage), starting after cursor, and the cursor of the next page
 // ("" when this is the last page).
 //
-// It reads the object's bucket (keys.go, "Object index") of each day
-// partition from the cursor's day on, oldest first, keeps the chunk
-// entries of objectID and sorts them; a day is read only as far as the
-// page needs.
+// It visits the day partitions of the object index (keys.go, "Object
+// index") from the cursor's day on, oldest first, as far as the page
+// needs: for each, it reads the object's bucket of every run and every
+// staged call of that day, keeps the chunk entries of objectID and sorts
+// them.
 func (s *Store) Object(ctx context.Context, r Reader, objectID string, limit int, cursor string) ([]ObjectEvent, string, error) {
 	r, err := s.readerOr(r)
 	if err != nil {
@@ -433,125 +434,86 @@ func (s *Store) Object(ctx context.Context, r Reader, objectID string, limit int
 		return nil, "", fmt.Errorf("%w: empty object id", ErrInvalid)
 	}
 	limit = pageLimit(limit)
-	var after *objectPos // the cursor: return only events after it
+	q := &objectLookup{s: s, r: r, objectID: objectID, bucket: objectBucket(objectID), datasets: map[[ulidLen]byte]string{}}
 	if cursor != "" {
 		c, err := decodeCursor(cursor, objectCursorLen)
 		if err != nil {
 			return nil, "", err
 		}
-		after = &objectPos{day: binary.BigEndian.Uint32(c), ms: binary.BigEndian.Uint32(c[4:]),
+		q.after = &objectPos{day: binary.BigEndian.Uint32(c), ms: binary.BigEndian.Uint32(c[4:]),
 			row: binary.BigEndian.Uint32(c[8+ulidLen:]), stage: c[8+ulidLen+4]}
-		copy(after.tx[:], c[8:])
+		copy(q.after.tx[:], c[8:])
 	}
-	bucket := objectBucket(objectID)
-	table := []byte{s.k.p, tableObject}
-	it, err := r.NewIter(&pebble.IterOptions{LowerBound: table, UpperBound: prefixEnd(table)})
-	if err != nil {
-		return nil, "", fmt.Errorf("tracking: object %q: %w", objectID, err)
-	}
-	// evs collects up to limit+1 events: the extra one says there is a
-	// next page.
-	var evs []objectEv
-	var hits []objectHit
-	var idBuf []byte
-	datasets := map[[ulidLen]byte]string{} // tx -> dataset join cache
-	err = func() error {
-		var day uint32
-		seek := s.k.objectPrefix(0, bucket)
-		if after != nil {
-			day = after.day
-			seek = appendU32(s.k.objectPrefix(day, bucket), after.ms)
+	err = func() (err error) {
+		iter := func(t byte) (*pebble.Iterator, error) {
+			return r.NewIter(&pebble.IterOptions{LowerBound: s.k.table(t), UpperBound: s.k.tableEnd(t)})
 		}
-		for len(evs) <= limit && it.SeekGE(seek) {
-			k := it.Key()
-			if len(k) < objectPrefixLen {
-				return errCorrupt
+		runs, err := iter(tableObjRun)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := runs.Close(); err == nil {
+				err = cerr
 			}
-			kd := binary.BigEndian.Uint32(k[2:])
-			p := s.k.objectPrefix(kd, bucket)
+		}()
+		staged, err := iter(tableObjStage)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			if cerr := staged.Close(); err == nil {
+				err = cerr
+			}
+		}()
+		var day uint32
+		if q.after != nil {
+			day = q.after.day
+		}
+		// q.evs collects up to limit+1 events: the extra one says there
+		// is a next page. A day is read whole, then sorted.
+		for len(q.evs) <= limit {
+			rd, rok, err := q.firstDay(runs, tableObjRun, day)
+			if err != nil {
+				return err
+			}
+			sd, sok, err := q.firstDay(staged, tableObjStage, day)
+			if err != nil {
+				return err
+			}
 			switch {
-			case bytes.HasPrefix(k, p):
-				// One day of the bucket, in key order (ms, tx, first
-				// row): entries of one (ms, tx) may be spread over
-				// several chunks, so collect up to a change of (ms, tx)
-				// once the page is full, then sort.
-				n0 := len(evs)
-				var group []byte // ms | tx of the current key
-				for ; it.Valid() && bytes.HasPrefix(it.Key(), p); it.Next() {
-					if err := ctx.Err(); err != nil {
-						return err
-					}
-					k := it.Key()
-					if len(k) != objectKeyLen {
-						return errCorrupt
-					}
-					g := k[objectPrefixLen : objectPrefixLen+4+ulidLen]
-					if !bytes.Equal(g, group) {
-						if len(evs) > limit {
-							// Every later key sorts after the events so
-							// far: stop once the page is surely full.
-							evs = append(evs[:n0], sortEvents(evs[n0:])...)
-							if len(evs) > limit {
-								break
-							}
-						}
-						group = append(group[:0], g...)
-					}
-					v, err := it.ValueAndErr()
-					if err != nil {
-						return err
-					}
-					var dsb []byte
-					var hasDs bool
-					hits, idBuf, dsb, hasDs, err = scanObjectChunk(v, objectID, hits[:0], idBuf)
-					if err != nil {
-						return err
-					}
-					if len(hits) == 0 {
-						continue
-					}
-					pos := objectPos{day: kd, ms: binary.BigEndian.Uint32(g)}
-					copy(pos.tx[:], g[4:])
-					ds := string(dsb)
-					if !hasDs {
-						if ds, err = s.txDataset(r, pos.tx, datasets); err != nil {
-							return err
-						}
-					}
-					t := time.UnixMilli(int64(kd)*secsPerDay*1000 + int64(pos.ms)).UTC()
-					for _, h := range hits {
-						pos.row, pos.stage = h.row, h.stage.code()
-						if after != nil && pos.compare(after) <= 0 {
-							continue
-						}
-						evs = append(evs, objectEv{pos: pos, ev: ObjectEvent{ObjectID: objectID, Time: t,
-							TxID: formatULID(pos.tx), Dataset: ds, Row: int(h.row), Stage: h.stage,
-							Outcome: h.outcome, Field: h.field, Reason: h.reason}})
-					}
-				}
-				if err := it.Error(); err != nil {
+			case !rok && !sok:
+				return nil
+			case !rok:
+				day = sd
+			case !sok:
+				day = rd
+			default:
+				day = min(rd, sd)
+			}
+			n0 := len(q.evs)
+			if rok && rd == day {
+				if err := q.runs(ctx, runs, day); err != nil {
 					return err
 				}
-				evs = append(evs[:n0], sortEvents(evs[n0:])...)
-				if kd == 1<<32-1 {
-					return nil
-				}
-				day = kd + 1
-			case kd == day:
-				day++ // no data in this bucket that day
-			default:
-				day = kd // skip the days without data
 			}
-			seek = s.k.objectPrefix(day, bucket)
+			if sok && sd == day {
+				if err := q.staged(ctx, staged, day); err != nil {
+					return err
+				}
+			}
+			q.evs = append(q.evs[:n0], sortEvents(q.evs[n0:])...)
+			if day == 1<<32-1 {
+				return nil
+			}
+			day++
 		}
-		return it.Error()
+		return nil
 	}()
-	if cerr := it.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
 		return nil, "", fmt.Errorf("tracking: object %q: %w", objectID, err)
 	}
+	evs := q.evs
 	var next string
 	if len(evs) > limit {
 		evs = evs[:limit]

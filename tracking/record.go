@@ -1,6 +1,7 @@
 package tracking
 
 import (
+	"encoding/binary"
 	"fmt"
 	"time"
 )
@@ -32,6 +33,7 @@ type Recorder struct {
 	w     Writer
 	txs   map[[ulidLen]byte]*txEntry
 	stats map[string]*statAgg
+	obj   objBatch
 	buf   []byte
 }
 
@@ -281,22 +283,25 @@ func (rc *Recorder) recordRejections(txID string, rs []Rejection) error {
 
 // RecordObjects records the appearance of objects (rows with an object id)
 // of transaction txID in dataset at time at (kept to the millisecond). The
-// entries are grouped by object bucket (keys.go, "Object index"): one
-// batch Set per bucket touched, so a 10,000-entry call costs about 1,000
-// Sets of about 10 entries each, plus one read of the transaction. Record
-// the transaction first so its dataset need not be repeated in every
-// chunk.
+// entries are grouped by object bucket into one staged value (keys.go,
+// "Object index"): a 10,000-entry call costs one batch Set of about 1,000
+// bucket chunks, one small Set of the index's counters and one read of
+// the transaction; about every ObjectFoldEntries staged entries a call
+// also folds the staged calls into runs (about 1,000 Sets and one
+// DeleteRange, a copy of the staged bytes). Record the transaction first
+// so its dataset need not be repeated in every chunk.
 //
 // Within a transaction, record each (row, stage) pair once (calls for
-// different parts of a transaction carry different rows): a chunk's key is
-// its smallest (row, stage), so repeating a whole call is idempotent, but
-// repeating a pair of an earlier call at the same millisecond alongside
-// other entries replaces that call's chunk in the pair's bucket. Callers
-// should record one entry per object per transaction where they can: the
-// furthest stage reached (rejected at validate, or accepted at apply) says
-// everything the earlier stages would. Entries without an object id are
-// skipped. entries is not modified or retained. Callers call it only for
-// datasets with an object-id column and track_objects enabled.
+// different parts of a transaction carry different rows): a staged call's
+// key is its transaction, time and smallest (row, stage), so repeating a
+// whole call is idempotent, but a call at the same millisecond with the
+// same smallest (row, stage) and other entries replaces the earlier call
+// if it is still staged. Callers should record one entry per object per
+// transaction where they can: the furthest stage reached (rejected at
+// validate, or accepted at apply) says everything the earlier stages
+// would. Entries without an object id are skipped. entries is not
+// modified or retained. Callers call it only for datasets with an
+// object-id column and track_objects enabled.
 func (rc *Recorder) RecordObjects(txID string, dataset string, at time.Time, entries []ObjectEntry) error {
 	return rc.fail(rc.recordObjects(txID, dataset, at, entrySource(entries)))
 }
@@ -370,11 +375,11 @@ type objScratch struct {
 	n       [objectBuckets]int32
 	// first is the bucket's smallest (row, stage): row<<8 | stage code.
 	first [objectBuckets]uint64
-	// off[b] is where bucket b's chunk starts in buf; pos[b] is the
-	// next entry's offset while encoding.
-	off [objectBuckets + 1]int
-	pos [objectBuckets]int
-	buf []byte
+	// body[b] is the size of bucket b's entries; pos[b] is the next
+	// entry's offset in buf while encoding.
+	body [objectBuckets]int
+	pos  [objectBuckets]int
+	buf  []byte
 }
 
 func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, src objectSource) error {
@@ -400,10 +405,10 @@ func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, src object
 	bks, codes := sc.bk[:n], sc.code[:n]
 	shared, delta := sc.shared[:n], sc.delta[:n]
 	clear(sc.n[:])
-	clear(sc.off[:])
+	clear(sc.body[:])
 
 	// Pass 1: validate, bucket, size every chunk's body.
-	total := 0
+	total, entries := 0, 0
 	for i := range n {
 		oid, row, stage, outcome, field, reason := src.entry(i)
 		if oid == "" {
@@ -430,8 +435,9 @@ func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, src object
 		sc.prevID[bk], sc.prevRow[bk] = oid, row
 		shared[i], delta[i] = byte(sh), d
 		size := objectEntrySize(oid, field, reason, sh, d, code)
-		sc.off[bk+1] += size
+		sc.body[bk] += size
 		total += size
+		entries++
 		rs := uint64(row)<<8 | uint64(stc)
 		if sc.n[bk] == 0 || rs < sc.first[bk] {
 			sc.first[bk] = rs
@@ -450,31 +456,38 @@ func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, src object
 	}
 	withDataset := dataset != "" && (e.st == nil || !e.st.recorded || e.st.tx.Dataset != dataset)
 
-	// Lay the chunks out in one buffer and write their headers.
+	// Lay the chunks out in one buffer behind the directory of the staged
+	// value (keys.go), writing their headers and the directory.
 	hdr := 2
 	if withDataset {
 		hdr += uvarintLen(uint64(len(dataset))) + len(dataset)
 	}
+	nb := 0
 	for b := range objectBuckets {
 		if sc.n[b] > 0 {
 			total += hdr + uvarintLen(uint64(sc.n[b]))
+			nb++
 		}
 	}
+	dirLen := 1 + uvarintLen(uint64(nb)) + objDirEntryLen*nb
+	total += dirLen
 	if cap(sc.buf) < total {
 		sc.buf = make([]byte, total)
 	}
 	buf := sc.buf[:total]
-	at0 := 0
+	dir := binary.AppendUvarint(append(buf[:0], codecV1), uint64(nb))
+	at0 := dirLen
+	first := ^uint64(0)
 	for b := range objectBuckets {
-		body := sc.off[b+1]
-		sc.off[b] = at0
-		if sc.n[b] > 0 {
-			h := appendObjectChunkHeader(buf[at0:at0], dataset, withDataset, int(sc.n[b]))
-			sc.pos[b] = at0 + len(h)
-			at0 += len(h) + body
+		if sc.n[b] == 0 {
+			continue
 		}
+		h := appendObjectChunkHeader(buf[at0:at0], dataset, withDataset, int(sc.n[b]))
+		sc.pos[b] = at0 + len(h)
+		at0 += len(h) + sc.body[b]
+		dir = appendU32(appendU16(dir, uint16(b)), uint32(at0))
+		first = min(first, sc.first[b])
 	}
-	sc.off[objectBuckets] = at0
 
 	// Pass 2: encode every entry in place, in call order per bucket.
 	for i := range n {
@@ -487,31 +500,19 @@ func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, src object
 		sc.pos[bk] = p + len(appendObjectEntry(buf[p:p], oid, field, reason, int(shared[i]), delta[i], codes[i]))
 	}
 
-	day, ms := unixDay(at), msOfDay(at)
-	key := make([]byte, 0, objectKeyLen)
-	for b := range objectBuckets {
-		if sc.n[b] == 0 {
-			continue
-		}
-		key = append(key[:0], rc.s.k.p, tableObject)
-		key = appendU32(key, day)
-		key = appendU16(key, uint16(b))
-		key = appendU32(key, ms)
-		key = append(key, id[:]...)
-		key = appendU32(key, uint32(sc.first[b]>>8))
-		key = append(key, byte(sc.first[b]))
-		if err := rc.w.Set(key, buf[sc.off[b]:sc.pos[b]], nil); err != nil {
-			return err
-		}
-	}
-	return nil
+	key := rc.s.k.objStage(unixDay(at), msOfDay(at), id, uint32(first>>8), byte(first))
+	return rc.stageObjects(key, buf, entries)
 }
 
 // Expire is Store.Expire on the Recorder's batch, with the error counted.
 // A record written later in the same batch for an expired transaction or
 // minute recreates it.
 func (rc *Recorder) Expire(before time.Time) error {
-	return rc.fail(rc.s.Expire(rc.w, before))
+	if err := rc.s.Expire(rc.w, before); err != nil {
+		return rc.fail(err)
+	}
+	rc.expireObjects(before)
+	return nil
 }
 
 func latest(a, b time.Time) time.Time {

@@ -10,11 +10,13 @@ import (
 //
 //   - transactions, blocks and rejections: ids with a timestamp < before
 //     (the id's timestamp is the ingress time);
-//   - the tx index and the object index (and the retired v1 object
-//     index): whole day partitions strictly before before's day, so up to
-//     one day of index entries outlives its window; tx index entries whose
-//     transaction is gone are skipped by Transactions, and object entries
-//     are only returned for object-id lookups;
+//   - the tx index and the object index (its staged calls and runs, and
+//     the retired 'O' and 'o' tables): whole day partitions strictly
+//     before before's day, so up to one day of index entries outlives its
+//     window; tx index entries whose transaction is gone are skipped by
+//     Transactions, and object entries are only returned for object-id
+//     lookups. The object index's counters (a meta key) are not reset:
+//     they only decide when the next fold happens;
 //   - statistics: minutes strictly before before's minute.
 //
 // In the FSM, before must come from the replicated command (see Cutoff),
@@ -32,7 +34,7 @@ func (s *Store) Expire(w Writer, before time.Time) error {
 	for _, t := range []byte{tableTx, tableBlock, tableRejection} {
 		ranges = append(ranges, [2][]byte{{p, t}, append([]byte{p, t}, u...)})
 	}
-	for _, t := range []byte{tableIndex, tableObject, tableObjectV1} {
+	for _, t := range []byte{tableIndex, tableObjStage, tableObjRun, tableObjectV2, tableObjectV1} {
 		ranges = append(ranges, [2][]byte{{p, t}, appendU32([]byte{p, t}, day)})
 	}
 	for _, d := range []byte{dimStage, dimDataset, dimSource, dimNode} {

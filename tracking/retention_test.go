@@ -1,6 +1,7 @@
 package tracking
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"testing"
@@ -107,27 +108,104 @@ func TestRetention(t *testing.T) {
 		t.Errorf("listing by dataset: got %d transactions (%v), want %d", len(txs), err, 2*txPerDay)
 	}
 	// No key of any table is older than the cutoff.
-	var n int
+	var n, objKeys int
+	cutDay := unixDay(cutoff)
 	err = scan(db, []byte{s.k.p}, []byte{s.k.p + 1}, false, func(it *pebble.Iterator) (bool, error) {
-		n++
+		switch k := it.Key(); k[1] {
+		case tableObjStage, tableObjRun:
+			if d := binary.BigEndian.Uint32(k[2:]); d < cutDay {
+				t.Errorf("object index key %x: day %d, want >= %d", k, d, cutDay)
+			}
+			objKeys++
+		default:
+			n++
+		}
 		return true, nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Per kept tx: tx + 4 blocks + 1 rejection + 3 index + one object
-	// chunk per bucket its objects fall in; stats: 4 dims x 4 stages per
-	// minute.
-	want := 2 * txPerDay * (1 + 4 + 1 + 3 + 4*4)
-	for d := 8; d < days; d++ {
-		buckets := map[uint16]bool{}
-		for j := range objPerTx {
-			buckets[objectBucket(objID(d, j))] = true
-		}
-		want += txPerDay * len(buckets)
+	// Per kept tx: tx + 4 blocks + 1 rejection + 3 index; stats: 4 dims x
+	// 4 stages per minute; the object index counters.
+	if want := 2*txPerDay*(1+4+1+3+4*4) + 1; n != want {
+		t.Errorf("keys left besides the object index: got %d, want %d", n, want)
 	}
-	if n != want {
-		t.Errorf("keys left: got %d, want %d", n, want)
+	if objKeys == 0 {
+		t.Error("object index keys left: got 0, want the last two days'")
+	}
+}
+
+// TestObjectIndexExpire: Expire removes the staged calls and the runs of
+// expired days, also for calls staged earlier in the same batch, and a
+// later fold in that batch does not bring them back.
+func TestObjectIndexExpire(t *testing.T) {
+	day := func(d int) time.Time { return t0.Truncate(24 * time.Hour).Add(time.Duration(d) * 24 * time.Hour) }
+	call := func(rec *Recorder, d, i int) error {
+		at := day(d).Add(time.Duration(i) * time.Minute)
+		return rec.RecordObjects(txid(at, uint64(i)), "ds", at, []ObjectEntry{
+			{ObjectID: fmt.Sprint("e-", d, "-", i), Row: 0, Stage: StageApply, Outcome: OutcomeAccepted},
+			{ObjectID: fmt.Sprint("f-", d, "-", i), Row: 1, Stage: StageApply, Outcome: OutcomeAccepted},
+		})
+	}
+	// A fold every fourth call: one run on each of days 0-2, then two
+	// staged calls on days 1 and 3.
+	s := newMemStore(t, Config{ObjectFoldCalls: 4})
+	for d := range 3 {
+		update(t, s, func(rec *Recorder) error {
+			for i := range 4 {
+				if err := call(rec, d, i); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	update(t, s, func(rec *Recorder) error {
+		if err := call(rec, 1, 10); err != nil {
+			return err
+		}
+		return call(rec, 3, 10)
+	})
+	days := func() string {
+		got := map[string][]uint32{}
+		for _, kv := range dump(t, s) {
+			if k := kv[0]; k[1] == tableObjStage || k[1] == tableObjRun {
+				d := binary.BigEndian.Uint32(k[2:]) - unixDay(day(0))
+				if ds := got[string(k[1])]; len(ds) == 0 || ds[len(ds)-1] != d {
+					got[string(k[1])] = append(ds, d)
+				}
+			}
+		}
+		return fmt.Sprint(got)
+	}
+	if got, want := days(), "map[R:[0 1 2] S:[1 3]]"; got != want {
+		t.Fatalf("days of runs and staged calls: got %s, want %s", got, want)
+	}
+	// One batch: stage on day 0, expire days 0 and 1, stage on day 0
+	// again (the fourth staged call: it folds, and recreates day 0).
+	update(t, s, func(rec *Recorder) error {
+		if err := call(rec, 0, 20); err != nil {
+			return err
+		}
+		if err := rec.Expire(day(2)); err != nil {
+			return err
+		}
+		if n := len(rec.obj.staged); n != 0 {
+			t.Errorf("calls staged in the batch after Expire: got %d, want 0", n)
+		}
+		return call(rec, 0, 21)
+	})
+	if got, want := days(), "map[R:[0 2 3]]"; got != want {
+		t.Errorf("days of runs and staged calls after expiring days 0 and 1: got %s, want %s", got, want)
+	}
+	for _, tc := range []struct {
+		id   string
+		want int
+	}{{"e-0-1", 0}, {"e-1-10", 0}, {"e-1-2", 0}, {"e-0-20", 0}, {"e-0-21", 1}, {"f-3-10", 1}, {"e-2-1", 1}} {
+		evs, _, err := s.Object(t.Context(), nil, tc.id, 0, "")
+		if err != nil || len(evs) != tc.want {
+			t.Errorf("%s: got %d events (%v), want %d", tc.id, len(evs), err, tc.want)
+		}
 	}
 }
 

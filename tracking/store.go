@@ -38,7 +38,7 @@ var (
 )
 
 // Store is the tracking store. It holds no mutable state besides an error
-// counter and a pool of scratch buffers: everything lives in Pebble under Config.Prefix, so any number of
+// counter and scratch buffers: everything lives in Pebble under Config.Prefix, so any number of
 // goroutines may query concurrently, and a Store can be dropped and
 // re-created at any time (for instance after an FSM snapshot restore).
 //
@@ -55,6 +55,10 @@ type Store struct {
 
 	writeErrors atomic.Int64
 	objScratch  sync.Pool // *objScratch, for RecordObjects
+	// foldScratch is reused by folds of staged objects (objects.go). Not
+	// a sync.Pool: folds are rare enough that a GC between two would
+	// empty the pool, and the buffers are megabytes.
+	foldScratch atomic.Pointer[foldScratch]
 
 	closeOnce sync.Once
 	closeErr  error
