@@ -40,8 +40,9 @@ func benchObjects(n, salt int) []ObjectEntry {
 // (about 1,000 keys and a range delete); keys/op is the mean number of
 // batch operations. commit=true also commits it NoSync (and so pays for
 // the memtable and, in the background, flushes and compactions),
-// commit=false measures only the work done inside the apply (encoding
-// into the batch, and folding).
+// commit=false measures only the work done inside the apply for a call
+// that does not fold (encoding into the batch: with nothing committed,
+// staged calls never add up to a fold).
 func BenchmarkRecordObjects(b *testing.B) {
 	const n = 10_000
 	for _, commit := range []bool{false, true} {
