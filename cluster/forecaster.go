@@ -57,6 +57,18 @@ type ForecasterConfig struct {
 	// <= 1): after each chunk it pauses for work x (1/Duty - 1). Default
 	// 0.5, so refits take at most half of their workers' cores.
 	Duty float64
+	// Busy, if set, reports whether ingest is active right now; it is
+	// called from the forecaster's goroutine only, between chunks. While
+	// it returns true a pass fits BusyChunkSize series at a time and
+	// keeps to BusyDuty, so one chunk never holds a core for long while
+	// acks wait (a 256-series chunk of the default model is most of a
+	// second of CPU); forecasts lag a little more under load instead.
+	Busy func() bool
+	// BusyChunkSize is the chunk size while Busy; default 16.
+	BusyChunkSize int
+	// BusyDuty is the duty cycle while Busy (0 < BusyDuty <= 1); default
+	// 0.25.
+	BusyDuty float64
 	// Interval is the pause between passes; default 10s. Series dirtied
 	// during a pass wait for the next one, so under sustained ingest a
 	// series is refit at most once per interval instead of once per batch.
@@ -89,6 +101,12 @@ func (c ForecasterConfig) withDefaults() ForecasterConfig {
 	}
 	if c.Duty <= 0 || c.Duty > 1 {
 		c.Duty = 0.5
+	}
+	if c.BusyChunkSize <= 0 {
+		c.BusyChunkSize = 16
+	}
+	if c.BusyDuty <= 0 || c.BusyDuty > 1 {
+		c.BusyDuty = 0.25
 	}
 	if c.MaxUpdatePoints <= 0 {
 		c.MaxUpdatePoints = 12
@@ -136,6 +154,7 @@ type Forecaster struct {
 	kick   chan struct{}
 
 	passes, refits, updates, published, failures atomic.Int64
+	busyChunks                                   atomic.Int64 // chunks fitted while ingest was busy
 }
 
 // fitState is a cached fitted model of one series.
@@ -177,6 +196,18 @@ func (c *Cluster) StartForecaster(cfg ForecasterConfig) (*Forecaster, error) {
 		return out
 	}
 	cfg.Record = c.RecordBlocks
+	if cfg.Busy == nil {
+		// Ingest counts as active for a second after a part was applied.
+		// Only the forecaster's goroutine calls Busy.
+		var last uint64
+		var changed time.Time
+		cfg.Busy = func() bool {
+			if n := c.store.IngestParts(); n != last {
+				last, changed = n, time.Now()
+			}
+			return time.Since(changed) < time.Second
+		}
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = c.log.With("component", "forecaster")
 	}
@@ -216,7 +247,10 @@ func (f *Forecaster) Run(ctx context.Context) {
 // ForecasterStats counts the forecaster's work since start.
 type ForecasterStats struct {
 	Passes, Refits, Updates, Published, Failures int64
-	CachedModels                                 int
+	// BusyChunks counts chunks fitted in the small, slow mode while
+	// ingest was busy (ForecasterConfig.Busy).
+	BusyChunks   int64
+	CachedModels int
 }
 
 // Stats returns the counters.
@@ -225,7 +259,7 @@ func (f *Forecaster) Stats() ForecasterStats {
 	n := len(f.cache)
 	f.mu.Unlock()
 	return ForecasterStats{Passes: f.passes.Load(), Refits: f.refits.Load(), Updates: f.updates.Load(),
-		Published: f.published.Load(), Failures: f.failures.Load(), CachedModels: n}
+		Published: f.published.Load(), Failures: f.failures.Load(), BusyChunks: f.busyChunks.Load(), CachedModels: n}
 }
 
 // PassStats summarises one pass.
@@ -403,11 +437,17 @@ func (f *Forecaster) refreshDataset(ctx context.Context, ds DatasetInfo, ring *R
 		}
 	}()
 
-	for lo := 0; lo < len(marks); lo += f.cfg.ChunkSize {
+	for lo := 0; lo < len(marks); {
 		if err := ctx.Err(); err != nil {
 			return st, err
 		}
-		chunk := marks[lo:min(lo+f.cfg.ChunkSize, len(marks))]
+		size, duty := f.cfg.ChunkSize, f.cfg.Duty
+		if f.cfg.Busy != nil && f.cfg.Busy() {
+			size, duty = f.cfg.BusyChunkSize, f.cfg.BusyDuty
+			f.busyChunks.Add(1)
+		}
+		chunk := marks[lo:min(lo+size, len(marks))]
+		lo += len(chunk)
 		es, cs, cerr := f.refreshChunk(ctx, name, dsid, refresh, set, m, chunk)
 		st.Series += cs.Series
 		st.Refits += cs.Refits
@@ -423,8 +463,8 @@ func (f *Forecaster) refreshDataset(ctx context.Context, ds DatasetInfo, ring *R
 		// Yield: pause in proportion to the work just done so a long
 		// pass cannot hold its cores for seconds while ingest queues
 		// behind it (ack latency under load was dominated by refits).
-		if f.cfg.Duty < 1 {
-			pause := time.Duration(float64(cs.Read+cs.Fit) * (1/f.cfg.Duty - 1))
+		if duty < 1 {
+			pause := time.Duration(float64(cs.Read+cs.Fit) * (1/duty - 1))
 			select {
 			case <-ctx.Done():
 				return st, ctx.Err()

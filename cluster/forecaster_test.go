@@ -191,3 +191,39 @@ func TestForecasterRefitUpdateAndOwnership(t *testing.T) {
 		t.Errorf("theta forecast: got model %q h=%d levels %v", fc3.Model, len(fc3.Mean), fc3.Levels)
 	}
 }
+
+// TestForecasterYieldsToBusyIngest: while Busy reports ingest, a pass fits
+// BusyChunkSize series at a time (and the same forecasts get published);
+// Store.IngestParts, the default signal, counts applied parts.
+func TestForecasterYieldsToBusyIngest(t *testing.T) {
+	fx := newForecasterFixture(t)
+	var rows []row
+	for p := range 5 {
+		rows = append(rows, seasonalRows(fmt.Sprint("p", p), 600, 36)...)
+	}
+	before := fx.s.IngestParts()
+	fx.ingest(t, "tx1", rows)
+	if got := fx.s.IngestParts(); got != before+1 {
+		t.Fatalf("IngestParts: got %d, want %d", got, before+1)
+	}
+	busy := true
+	f, err := NewForecaster(fx.s, ForecasterConfig{
+		NodeName: "n1", Apply: fx.local.Apply, Workers: 1, ChunkSize: 256, Logger: testLogger(t),
+		Busy: func() bool { return busy }, BusyChunkSize: 2, BusyDuty: 1,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := f.RefreshOnce(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Series != 5 || st.Published != 5 || f.Stats().BusyChunks != 3 {
+		t.Fatalf("busy pass: got %+v, %d busy chunks; want 5 series published in 3 chunks of <= 2", st, f.Stats().BusyChunks)
+	}
+	busy = false
+	fx.ingest(t, "tx2", seasonalRows("p9", 600, 36))
+	if st, err = f.RefreshOnce(t.Context()); err != nil || st.Published != 1 || f.Stats().BusyChunks != 3 {
+		t.Fatalf("idle pass: got %+v %v, %d busy chunks; want 1 published, no busy chunk", st, err, f.Stats().BusyChunks)
+	}
+}

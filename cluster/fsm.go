@@ -159,6 +159,7 @@ type applyCtx struct {
 
 	fc *forecastWork // nil until the batch touches forecast state
 
+	ingested       uint64 // ingest parts applied in this batch
 	keyBuf, valBuf []byte
 	order          []rowOrder // scratch of writeRows
 }
@@ -272,6 +273,9 @@ func (ac *applyCtx) commit(index, term uint64) {
 	}
 	ac.publishDirty()
 	ac.publishAlarms()
+	if ac.ingested > 0 {
+		s.ingestParts.Add(ac.ingested)
+	}
 	s.term.Store(term)
 	s.applied.Store(index)
 }

@@ -149,6 +149,7 @@ func (f *FSM) applyIngest(ac *applyCtx, index uint64, h, payload []byte) any {
 		sids = slices.Compact(sids)
 	}
 	ac.markDirty(e, index, trackedTx(e, hdr.TxID), sids)
+	ac.ingested++
 	res := &IngestResult{
 		TxID: hdr.TxID, Part: hdr.Part, Parts: hdr.Parts,
 		Accepted: rows, Rejected: len(hdr.Errors), Errors: hdr.Errors,

@@ -164,6 +164,9 @@ type Store struct {
 
 	applied atomic.Uint64
 	term    atomic.Uint64
+	// ingestParts counts the ingest parts applied since the store was
+	// opened (the forecaster's "ingest is busy" signal).
+	ingestParts atomic.Uint64
 
 	mu       sync.RWMutex // guards datasets and nextID; held only for map access
 	datasets map[string]*dsEntry
@@ -332,6 +335,10 @@ func (s *Store) Close() error {
 	}
 	return nil
 }
+
+// IngestParts returns the number of ingest parts applied (and committed)
+// since the store was opened.
+func (s *Store) IngestParts() uint64 { return s.ingestParts.Load() }
 
 // AppliedIndex returns the index of the last log entry applied and committed.
 func (s *Store) AppliedIndex() uint64 { return s.applied.Load() }
