@@ -159,19 +159,7 @@ func TestTrackingIdenticalOnEveryNode(t *testing.T) {
 		}
 	}
 	// Snapshot -> restore carries the tracking records.
-	snap, err := a.fsms[0].Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sink memSink
-	if err := snap.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
-	snap.Release()
-	dst := openMemStore(t, nil)
-	if err := NewFSM(dst, testLogger(t)).Restore(readCloser{&sink.Buffer}); err != nil {
-		t.Fatal(err)
-	}
+	dst := snapshotRoundTrip(t, stores[0])
 	if got := trackingAnswers(t, dst, ids, objs, from, to); !bytes.Equal(got, want) {
 		t.Errorf("restored answers differ:\ngot  %s\nwant %s", got, want)
 	}
