@@ -207,10 +207,6 @@ func TestTrackingIdenticalOnEveryNode(t *testing.T) {
 	}
 }
 
-type readCloser struct{ *bytes.Buffer }
-
-func (readCloser) Close() error { return nil }
-
 // TestTrackingInterruptedTransaction: a 3-part transaction whose part 2
 // never arrives (the receiving node crashed) shows in_progress, stopped
 // after commit; once the part arrives (a retry) it completes.
