@@ -41,9 +41,9 @@ import (
 // the marks. Replaying the log in index order over the checkpointed marks
 // (touch: newest index wins; clear: delete a mark not newer than the
 // result) repeats apply's decisions exactly; that is what Store.load does
-// after a restart or a snapshot restore. A 10,000-row part thus writes one log key instead of up to
-// 10,000 marks, and a series touched by many parts between checkpoints is
-// written once.
+// after a restart or a snapshot restore. A 10,000-row part thus writes one
+// log key instead of up to 10,000 marks, and a series touched by many
+// parts between checkpoints is written once.
 //
 // Readers (the forecaster) see only committed marks: an apply batch stages
 // its changes in forecastWork and publishes them after the Pebble commit,
@@ -96,7 +96,7 @@ const (
 // len(tx) | tx | series ids as big-endian u64, sorted and distinct.
 func encodeDirtyLog(tx string, sids []uint64) []byte {
 	v := make([]byte, 0, 1+binary.MaxVarintLen64+len(tx)+8*len(sids))
-	v = append(v, 1)
+	v = append(v, dirtyLogTouch)
 	v = binary.AppendUvarint(v, uint64(len(tx)))
 	v = append(v, tx...)
 	for _, s := range sids {
@@ -120,21 +120,16 @@ func encodeDirtyClear(cleared []clearedMark) []byte {
 // clearedMark is a mark a forecast result cleared.
 type clearedMark struct{ sid, dataIndex uint64 }
 
-// replayDirtyLog applies one record to marks as apply did: a touch raises
-// each series' mark to index (newest wins), a clear deletes each named
-// mark that is not newer than the result's data index. It returns the
-// series the record names.
-func replayDirtyLog(marks map[uint64]dirtyMark, index uint64, v []byte, named func(sid uint64)) error {
+// walkDirtyLog decodes one record: touch is called with the tx id and each
+// series of a touch record, clear with each (series, data index) pair of a
+// clear record.
+func walkDirtyLog(v []byte, touch func(tx string, sid uint64), clear func(sid, dataIndex uint64)) error {
 	if len(v) > 0 && v[0] == dirtyLogClear {
 		if (len(v)-1)%16 != 0 {
 			return fmt.Errorf("dirty log clear: %d bytes", len(v))
 		}
 		for i := 1; i < len(v); i += 16 {
-			sid, di := binary.BigEndian.Uint64(v[i:]), binary.BigEndian.Uint64(v[i+8:])
-			if m, ok := marks[sid]; ok && m.index <= di {
-				delete(marks, sid)
-			}
-			named(sid)
+			clear(binary.BigEndian.Uint64(v[i:]), binary.BigEndian.Uint64(v[i+8:]))
 		}
 		return nil
 	}
@@ -143,13 +138,24 @@ func replayDirtyLog(marks map[uint64]dirtyMark, index uint64, v []byte, named fu
 		return err
 	}
 	for i := 0; i < len(raw); i += 8 {
-		sid := binary.BigEndian.Uint64(raw[i:])
+		touch(tx, binary.BigEndian.Uint64(raw[i:]))
+	}
+	return nil
+}
+
+// replayDirtyLog applies the record at index to marks as apply did: a
+// touch raises each series' mark to index (newest wins), a clear deletes
+// each named mark that is not newer than the result's data index.
+func replayDirtyLog(marks map[uint64]dirtyMark, index uint64, v []byte) error {
+	return walkDirtyLog(v, func(tx string, sid uint64) {
 		if cur, ok := marks[sid]; !ok || cur.index < index {
 			marks[sid] = dirtyMark{index: index, tx: tx}
 		}
-		named(sid)
-	}
-	return nil
+	}, func(sid, di uint64) {
+		if m, ok := marks[sid]; ok && m.index <= di {
+			delete(marks, sid)
+		}
+	})
 }
 
 // decodeDirtyLog returns a touch record's tx id and its series ids (raw, 8
@@ -180,37 +186,36 @@ type touch struct {
 }
 
 // markDirty records that one part touched the series sids (sorted,
-// distinct; retained) at index, by transaction txID: one dirty log record,
-// or a checkpoint when the dataset's log is full.
+// distinct; retained) at index, by transaction txID.
 func (ac *applyCtx) markDirty(e *dsEntry, index uint64, txID string, sids []uint64) {
 	if len(sids) == 0 {
 		return
 	}
 	w := ac.forecastWork()
 	w.touches = append(w.touches, touch{e: e, index: index, tx: txID, sids: sids})
-	n := w.logParts(e) + 1
-	if n >= dirtyCheckpointParts {
-		ac.checkpointDirty(e)
-		return
-	}
-	must(ac.b.Set(dirtyLogKey(e.id, index), encodeDirtyLog(txID, sids), nil))
-	w.logged[e.id] = n
+	ac.appendDirtyLog(e, index, func() []byte { return encodeDirtyLog(txID, sids) })
 }
 
 // logClears records the marks a results command at index cleared (already
-// staged with setDirty): one clear record, so a replay after a restart
-// clears them too, or a checkpoint when the dataset's log is full.
+// staged with setDirty), so a replay after a restart clears them too.
 func (ac *applyCtx) logClears(e *dsEntry, index uint64, cleared []clearedMark) {
 	if len(cleared) == 0 {
 		return
 	}
+	ac.appendDirtyLog(e, index, func() []byte { return encodeDirtyClear(cleared) })
+}
+
+// appendDirtyLog writes the record encode returns at index to the
+// dataset's dirty log, or checkpoints instead when it would be the
+// dirtyCheckpointParts-th record (the change is already staged).
+func (ac *applyCtx) appendDirtyLog(e *dsEntry, index uint64, encode func() []byte) {
 	w := ac.forecastWork()
 	n := w.logParts(e) + 1
 	if n >= dirtyCheckpointParts {
 		ac.checkpointDirty(e)
 		return
 	}
-	must(ac.b.Set(dirtyLogKey(e.id, index), encodeDirtyClear(cleared), nil))
+	must(ac.b.Set(dirtyLogKey(e.id, index), encode(), nil))
 	w.logged[e.id] = n
 }
 
@@ -279,13 +284,12 @@ func (ac *applyCtx) checkpointDirty(e *dsEntry) {
 	if e.dirty.logParts > 0 && w.checkpointed[e.id] == 0 {
 		// Records of earlier batches; this batch's are in the overlay.
 		lo, hi := dsRange(prefixDirtyLog, e.id)
-		scratch := map[uint64]dirtyMark{}
+		// Only the named series matter here; their marks are current.
 		err := ac.s.scan(context.Background(), lo, hi, func(k, v []byte) (bool, error) {
-			// Only the named series matter here; the marks are current.
-			if err := replayDirtyLog(scratch, 0, v, func(sid uint64) { sids = append(sids, sid) }); err != nil {
+			if err := walkDirtyLog(v, func(_ string, sid uint64) { sids = append(sids, sid) },
+				func(sid, _ uint64) { sids = append(sids, sid) }); err != nil {
 				return false, fmt.Errorf("%x: %w", k, err)
 			}
-			clear(scratch)
 			return true, nil
 		})
 		if err != nil {
@@ -409,7 +413,7 @@ func (s *Store) loadDirty(e *dsEntry) error {
 		if len(k) != 13 {
 			return false, fmt.Errorf("corrupt dirty log key %x", k)
 		}
-		if err := replayDirtyLog(d.marks, binary.BigEndian.Uint64(k[5:]), v, func(uint64) {}); err != nil {
+		if err := replayDirtyLog(d.marks, binary.BigEndian.Uint64(k[5:]), v); err != nil {
 			return false, fmt.Errorf("%x: %w", k, err)
 		}
 		d.logParts++
