@@ -382,21 +382,17 @@ func (ac *attachCluster) Nodes() []bench.DrillNode {
 // Kill runs --kill-cmd for the node and waits until its API stops
 // answering (the process is gone).
 func (ac *attachCluster) Kill(ctx context.Context, name string) error {
-	if err := ac.CanKill(); err != nil {
-		return err
-	}
-	n, err := ac.node(name)
-	if err != nil {
-		return err
-	}
-	if err := ac.run(ctx, "kill", ac.killCmd, n); err != nil {
-		return err
-	}
-	return ac.waitHealth(ctx, n, false)
+	return ac.act(ctx, "kill", ac.killCmd, name, false)
 }
 
 // Restart runs --restart-cmd for the node and waits until its API answers.
 func (ac *attachCluster) Restart(ctx context.Context, name string) error {
+	return ac.act(ctx, "restart", ac.restartCmd, name, true)
+}
+
+// act runs the operator's command tmpl for node name and waits until the
+// node's API answers (up) or stops answering (!up).
+func (ac *attachCluster) act(ctx context.Context, what, tmpl, name string, up bool) error {
 	if err := ac.CanKill(); err != nil {
 		return err
 	}
@@ -404,10 +400,10 @@ func (ac *attachCluster) Restart(ctx context.Context, name string) error {
 	if err != nil {
 		return err
 	}
-	if err := ac.run(ctx, "restart", ac.restartCmd, n); err != nil {
+	if err := ac.run(ctx, what, tmpl, n); err != nil {
 		return err
 	}
-	return ac.waitHealth(ctx, n, true)
+	return ac.waitHealth(ctx, n, up)
 }
 
 // CanKill tells bench.RunFailoverDrill whether kill cycles are possible:
