@@ -1,9 +1,11 @@
 package cluster
 
 import (
+	"flag"
 	"fmt"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -127,9 +129,10 @@ func BenchmarkApplyIngest(b *testing.B) {
 	}
 }
 
-// BenchmarkObservations reads one series' 120 observations.
+// BenchmarkObservations reads one series' 120 observations, staged and
+// folded.
 func BenchmarkObservations(b *testing.B) {
-	s, err := OpenStore(StoreConfig{Dir: b.TempDir()})
+	s, err := OpenStore(StoreConfig{Dir: b.TempDir(), FoldInterval: time.Hour})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -148,11 +151,73 @@ func BenchmarkObservations(b *testing.B) {
 	a.batch(mustIngest(b, meta("d", "tx", ""), &sc, batch, 0)...)
 	sid := stream.SeriesID("d", []string{"SKU-00042", "EU"})
 	ctx := b.Context()
-	b.ReportAllocs()
-	for b.Loop() {
-		obs, err := s.Observations(ctx, "d", sid, math.MinInt32, math.MaxInt32)
-		if err != nil || len(obs) != 120 {
-			b.Fatalf("got %d observations, %v", len(obs), err)
+	read := func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			obs, err := s.Observations(ctx, "d", sid, math.MinInt32, math.MaxInt32)
+			if err != nil || len(obs) != 120 {
+				b.Fatalf("got %d observations, %v", len(obs), err)
+			}
 		}
 	}
+	// Staged: the 12 blocks are still pending (FoldInterval may fold them
+	// during a long run). Folded: one chunk.
+	b.Run("staged", read)
+	if err := s.foldStaged(); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("folded", read)
 }
+
+// BenchmarkApplyIngestCPU applies period-major 10,000-row batches over
+// 16,000 series and 120 months (the shape of `bench ingest`'s generator,
+// wrapping around so later batches overwrite) to a store on disk with
+// Raft's durability (no sync), four entries per ApplyBatch, and reports the
+// process CPU per million rows: apply plus Pebble's flushes and
+// compactions and the observation folder running meanwhile. Run it with
+// -benchtime 1x; -rows sets the row count.
+func BenchmarkApplyIngestCPU(b *testing.B) {
+	const batchRows, nSeries, months = 10000, 16000, 120
+	total := *benchCPURows
+	sc := testSchema("d", "")
+	mem := memory.NewGoAllocator()
+	var entries [][]byte
+	rows := make([]row, batchRows)
+	for first := 0; first < total; first += batchRows {
+		for j := range rows {
+			k := first + j
+			rows[j] = row{product: fmt.Sprintf("P%05d", k%nSeries/8), region: fmt.Sprintf("M%d", k%8),
+				period: int32(16436 + 30*(k/nSeries%months)), qty: float64(k % 97), price: 9.99, obj: fmt.Sprintf("b-%d", k)}
+		}
+		batch := buildBatch(b, mem, &sc, rows, batchRows, nil)
+		entries = append(entries, mustIngest(b, meta("d", fmt.Sprintf("%026d", first), ""), &sc, batch, 0)...)
+		batch.Release()
+	}
+	for b.Loop() {
+		b.StopTimer()
+		s, err := OpenStore(StoreConfig{Dir: b.TempDir(), FoldRows: *benchFoldRows})
+		if err != nil {
+			b.Fatal(err)
+		}
+		a := newApplier(b, s)
+		a.one(mustCreate(b, sc))
+		cpu0 := processCPU()
+		b.StartTimer()
+		for i := 0; i < len(entries); i += 4 {
+			a.batch(entries[i:min(i+4, len(entries))]...)
+		}
+		if err := s.foldStaged(); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		b.ReportMetric((processCPU()-cpu0).Seconds()/(float64(total)/1e6), "cpu-s/Mrow")
+		b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "rows/s")
+		_ = s.Close()
+		b.StartTimer()
+	}
+}
+
+var (
+	benchCPURows  = flag.Int("rows", 2_000_000, "rows applied by BenchmarkApplyIngestCPU")
+	benchFoldRows = flag.Int("foldrows", 0, "StoreConfig.FoldRows of BenchmarkApplyIngestCPU (0: default)")
+)

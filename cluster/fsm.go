@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -159,9 +160,12 @@ type applyCtx struct {
 
 	fc *forecastWork // nil until the batch touches forecast state
 
-	ingested       uint64 // ingest parts applied in this batch
-	keyBuf, valBuf []byte
-	order          []rowOrder // scratch of writeRows
+	ingested uint64 // ingest parts applied in this batch
+	valBuf   []byte
+	order    []rowOrder      // scratch of writeRows
+	block    blockBuilder    // scratch of writeRows
+	staged   []*stagedBlock  // blocks staged in this batch, published on commit
+	dropped  map[uint32]bool // datasets deleted in this batch
 }
 
 type statsWork struct {
@@ -249,7 +253,18 @@ func (ac *applyCtx) commit(index, term uint64) {
 	for id, w := range ac.stats {
 		must(ac.b.Set(statsKey(id), w.st.encode(), nil))
 	}
-	must(ac.b.Commit(s.wo))
+	if len(ac.dropped) > 0 {
+		// Pending blocks of deleted datasets go, and a fold running now
+		// must not write chunks under a deleted id after the DeleteRange
+		// (obsstore.go): drop them and commit under the stage lock.
+		ac.staged = slices.DeleteFunc(ac.staged, func(b *stagedBlock) bool { return ac.dropped[b.dsid] })
+		s.stage.mu.Lock()
+		s.stage.dropLocked(ac.dropped)
+		must(ac.b.Commit(s.wo))
+		s.stage.mu.Unlock()
+	} else {
+		must(ac.b.Commit(s.wo))
+	}
 	// Publish: counters first (entries not yet visible are harmless), then
 	// the catalog, then the index, so a reader that sees index i sees the
 	// catalog of i.
@@ -273,6 +288,7 @@ func (ac *applyCtx) commit(index, term uint64) {
 	}
 	ac.publishDirty()
 	ac.publishAlarms()
+	s.publishStaged(ac.staged)
 	if ac.ingested > 0 {
 		s.ingestParts.Add(ac.ingested)
 	}

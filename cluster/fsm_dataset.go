@@ -60,6 +60,10 @@ func (f *FSM) applyDeleteDataset(ac *applyCtx, index uint64, h []byte) any {
 	must(ac.b.Delete(datasetKey(hdr.Name), nil))
 	ac.datasets[hdr.Name] = nil
 	delete(ac.stats, e.id)
+	if ac.dropped == nil {
+		ac.dropped = map[uint32]bool{}
+	}
+	ac.dropped[e.id] = true
 	f.logger.Debug("dataset deleted", "dataset", hdr.Name, "raft_index", index)
 	return nil
 }

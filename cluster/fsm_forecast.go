@@ -318,49 +318,38 @@ func (s *Store) DirtySeries(ctx context.Context, dataset string, fn func(DirtyMa
 // last observation; missing periods count as 0 (no demand recorded). For
 // series i, fn gets its values (valid only during the call; fn may keep a
 // sub-slice only by copying) and the stream.PeriodIndex of the last
-// period. Series without observations are skipped. One Pebble iterator
-// serves all series.
+// period. Series without observations are skipped.
 func (s *Store) History(ctx context.Context, dataset string, ids []uint64, fn func(i int, values []float64, lastPeriod int64) error) (err error) {
 	e := s.dataset(dataset)
 	if e == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownDataset, dataset)
 	}
 	freq := e.schema.Frequency
-	lo, hi := dsRange(prefixObservation, e.id)
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if cerr := it.Close(); err == nil {
-			err = cerr
-		}
-	}()
 	buf := make([]float64, 0, 256)
+	var body, tmp []byte
 	for i, sid := range ids {
 		if i%256 == 0 {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
 		}
-		prefix := obsSeriesPrefix(e.id, sid)
+		s.stage.mu.RLock()
+		body, tmp, err = s.seriesBody(e, sid, body, tmp)
+		s.stage.mu.RUnlock()
+		if err != nil {
+			return fmt.Errorf("series %016x: %w", sid, err)
+		}
 		buf = buf[:0]
 		var first, prev int64
 		have := false
-		for ok := it.SeekGE(prefix); ok; ok = it.Next() {
-			k := it.Key()
-			if len(k) != len(prefix)+4 || string(k[:len(prefix)]) != string(prefix) {
-				break
-			}
-			v, err := it.ValueAndErr()
-			if err != nil {
-				return err
-			}
-			m, ok := obsMeasure(v)
+		for rest := body; len(rest) > 0; {
+			ce, r, ok := nextChunkEntry(rest)
 			if !ok {
-				return fmt.Errorf("corrupt observation %x", k)
+				return fmt.Errorf("series %016x: %w", sid, errCorruptChunk)
 			}
-			pi := stream.PeriodIndex(unbiasPeriod(binary.BigEndian.Uint32(k[len(k)-4:])), freq)
+			rest = r
+			m, _ := obsMeasure(ce.val)
+			pi := stream.PeriodIndex(unbiasPeriod(ce.period), freq)
 			if !have {
 				first, prev, have = pi, pi, true
 			} else {
@@ -375,9 +364,6 @@ func (s *Store) History(ctx context.Context, dataset string, ids []uint64, fn fu
 				prev = pi
 			}
 			buf = append(buf, m)
-		}
-		if err := it.Error(); err != nil {
-			return err
 		}
 		if !have {
 			continue

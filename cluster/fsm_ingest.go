@@ -135,8 +135,8 @@ func (f *FSM) applyIngest(ac *applyCtx, index uint64, h, payload []byte) any {
 	}
 	st := ac.statsOf(e)
 	var sids []uint64
-	for _, r := range recs {
-		ac.writeRows(e, st, r)
+	for i, r := range recs {
+		ac.writeRows(e, st, index, uint32(i), r)
 		// writeRows left r's rows sorted by series in ac.order.
 		for _, o := range ac.order {
 			if len(sids) == 0 || sids[len(sids)-1] != o.sid {
@@ -231,11 +231,12 @@ type rowOrder struct {
 	row    int32
 }
 
-// writeRows writes the observations of one validated record and the
-// dictionary entries of series not seen before. Duplicates of (series,
-// period) follow the dataset's policy: "last" Sets, so the later write in
-// batch order wins; "sum" Merges (see sumMerger).
-func (ac *applyCtx) writeRows(e *dsEntry, st *dsStats, r arrow.RecordBatch) {
+// writeRows stages the observations of one validated record (record rec of
+// the entry at index) as one block (obsstore.go) and writes the dictionary
+// entries of series not seen before. Duplicates of (series, period) follow
+// the dataset's policy: under "last" the later row in body order wins,
+// under "sum" the measures add up (also to older data of the period).
+func (ac *applyCtx) writeRows(e *dsEntry, st *dsStats, index uint64, rec uint32, r arrow.RecordBatch) {
 	sc := e.schema
 	sids := r.Column(stream.IdxSeriesID).(*array.Uint64)
 	periods := r.Column(stream.IdxPeriod).(*array.Date32)
@@ -261,9 +262,7 @@ func (ac *applyCtx) writeRows(e *dsEntry, st *dsStats, r arrow.RecordBatch) {
 	dimVals := make([]string, len(dims))
 	var lastSID uint64
 	haveLast := false
-	// Write in key order (series id, then period): Pebble's memtable
-	// skiplist inserts ascending keys far faster than random ones, and
-	// inserting was most of the apply time. Ties break on the row number,
+	// Stage in (series id, period) order; ties break on the row number,
 	// so rows of the same (series, period) keep their body order and the
 	// later one still wins under "last".
 	n := int(r.NumRows())
@@ -281,6 +280,8 @@ func (ac *applyCtx) writeRows(e *dsEntry, st *dsStats, r arrow.RecordBatch) {
 		return cmp.Compare(a.row, b.row) // body order: stable, cheaper than SortStableFunc
 	})
 	ac.order = order
+	bb := &ac.block
+	bb.reset(sum)
 	for _, o := range order {
 		i := int(o.row)
 		sid := o.sid
@@ -306,12 +307,14 @@ func (ac *applyCtx) writeRows(e *dsEntry, st *dsStats, r arrow.RecordBatch) {
 		if objs != nil && objs.IsValid(i) {
 			obj, hasObj = objs.Value(i), true
 		}
-		ac.keyBuf = appendObsKey(ac.keyBuf[:0], e.id, sid, int32(periods.Value(i)))
 		ac.valBuf = appendObsValue(ac.valBuf[:0], measure.Value(i), covVals, covNull, obj, hasObj)
-		if sum {
-			must(ac.b.Merge(ac.keyBuf, ac.valBuf, nil))
-		} else {
-			must(ac.b.Set(ac.keyBuf, ac.valBuf, nil))
-		}
+		bb.add(sid, biasPeriod(int32(periods.Value(i))), ac.valBuf)
 	}
+	if bb.rows == 0 {
+		return
+	}
+	key := stagedKey(e.id, index, rec)
+	blk, v := bb.finish(e.id, key)
+	must(ac.b.Set(key, v, nil))
+	ac.staged = append(ac.staged, blk)
 }

@@ -18,9 +18,11 @@ import (
 //	dataset       0x02 name                                             dataset id u32 | created unix ns i64 | schema JSON
 //	stats         0x03 dsid u32                                         series u64 | rows accepted u64 | rows rejected u64 | transactions u64
 //	series        0x10 dsid u32 | series id u64                         per dimension: uvarint len | bytes (schema order)
-//	observation   0x11 dsid u32 | series id u64 | period i32^0x80000000 obsValue (see encodeObsValue)
+//	observation   0x11 dsid u32 | series id u64 | period i32^0x80000000 obsValue (see encodeObsValue); legacy, read-only
 //	transaction   0x12 dsid u32 | idempotency key                       TxRecord, msgpack
 //	tx part       0x13 dsid u32 | key len u16 | key | part u32          part result (IngestResult without Duplicate), msgpack
+//	staged        0x14 dsid u32 | raft index u64 | record u32           staged observation block (obsstore.go)
+//	chunk         0x15 dsid u32 | series id u64                         the series' observations: chunk, merge operands (obsstore.go)
 //	alarm         0x20 alarm id                                         active Alarm, msgpack (alarmWire)
 //	alarm history 0x21 clear index u64                                  cleared Alarm, msgpack (alarmWire); last MaxAlarmHistory kept
 //	tracking      0x30 table u8 | ...                                   tracking records (tracking.Store; layout in tracking/keys.go)
@@ -50,8 +52,12 @@ const (
 	prefixObservation byte = 0x11
 	prefixTx          byte = 0x12
 	prefixTxPart      byte = 0x13
-	prefixAlarm       byte = 0x20
-	prefixAlarmHist   byte = 0x21
+	// prefixStaged and prefixChunk hold the observations since the
+	// staged layout (obsstore.go); prefixObservation is only read.
+	prefixStaged    byte = 0x14
+	prefixChunk     byte = 0x15
+	prefixAlarm     byte = 0x20
+	prefixAlarmHist byte = 0x21
 	// prefixTracking is tracking.Config.Prefix: the tracking package owns
 	// [0x30, 0x31) and lays its tables out below it.
 	prefixTracking byte = 0x30
@@ -67,7 +73,7 @@ const (
 )
 
 // datasetTables lists the prefixes whose keys are scoped by dataset id.
-var datasetTables = []byte{prefixStats, prefixSeries, prefixObservation, prefixTx, prefixTxPart, prefixForecast, prefixDirty, prefixDirtyLog}
+var datasetTables = []byte{prefixStats, prefixSeries, prefixObservation, prefixTx, prefixTxPart, prefixStaged, prefixChunk, prefixForecast, prefixDirty, prefixDirtyLog}
 
 var (
 	keyspaceStart = []byte{0x00}
@@ -166,6 +172,8 @@ func decodeDims(b []byte, n int) ([]string, bool) {
 //	+-------+-------------+------+-----------------------+--------------------+-----------+
 //
 // flags bit 0: an object id follows (it may be empty only when the bit is 0).
+// flags bit 1 (obsFlagSum): in a chunk, the measure adds to the older value
+// of the period (obsstore.go); never set in legacy observation keys.
 // The "sum" merge operator (mergerName) adds the measures of all operands
 // and keeps every other field of the newest operand.
 //

@@ -166,6 +166,11 @@ func (s *Store) restore(r io.Reader) error {
 	tr := io.TeeReader(br, h)
 	byteReader := &teeByteReader{r: br, h: h}
 
+	// Pending observation blocks go with the old state; a fold running
+	// now discards its work (obsstore.go).
+	s.stage.mu.Lock()
+	s.stage.dropLocked(nil)
+	s.stage.mu.Unlock()
 	b := s.db.NewBatch()
 	if err := b.DeleteRange(keyspaceStart, keyspaceEnd, nil); err != nil {
 		return err

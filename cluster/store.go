@@ -47,6 +47,15 @@ type StoreConfig struct {
 	// amplification thresholds; defaults 4 and 24.
 	L0CompactionThreshold int
 	L0StopWritesThreshold int
+	// FoldRows is the number of staged observation rows at which the
+	// folder merges them into the series chunks (obsstore.go); default
+	// DefaultFoldRows. FoldInterval is how often it folds whatever is
+	// staged even below FoldRows; default DefaultFoldInterval.
+	// MaxStagedRows stalls apply while more rows than this wait for a fold;
+	// default DefaultMaxStagedRows.
+	FoldRows      int
+	FoldInterval  time.Duration
+	MaxStagedRows int
 	// TrackingRetention is how long tracking records are kept; the leader
 	// proposes their expiry (fsm_tracking.go). Default 7 days.
 	TrackingRetention time.Duration
@@ -75,6 +84,8 @@ func (c StoreConfig) Validate() error {
 		return fmt.Errorf("store: cache size %d is negative", c.CacheSize)
 	case c.L0CompactionThreshold < 0 || c.L0StopWritesThreshold < 0:
 		return errors.New("store: L0 thresholds must not be negative")
+	case c.FoldRows < 0 || c.FoldInterval < 0 || c.MaxStagedRows < 0:
+		return errors.New("store: fold settings must not be negative")
 	case c.L0StopWritesThreshold != 0 && c.L0StopWritesThreshold < c.L0CompactionThreshold:
 		return fmt.Errorf("store: L0 stop-writes threshold %d is below the compaction threshold %d",
 			c.L0StopWritesThreshold, c.L0CompactionThreshold)
@@ -100,6 +111,15 @@ func (c StoreConfig) withDefaults() StoreConfig {
 	}
 	if c.L0StopWritesThreshold == 0 {
 		c.L0StopWritesThreshold = DefaultL0StopWritesThreshold
+	}
+	if c.FoldRows == 0 {
+		c.FoldRows = DefaultFoldRows
+	}
+	if c.FoldInterval == 0 {
+		c.FoldInterval = DefaultFoldInterval
+	}
+	if c.MaxStagedRows == 0 {
+		c.MaxStagedRows = max(DefaultMaxStagedRows, 2*c.FoldRows)
 	}
 	return c
 }
@@ -176,6 +196,9 @@ type Store struct {
 
 	track *tracking.Store // tracking records under prefixTracking; see fsm_tracking.go
 
+	stage     *stage      // pending staged observation blocks (obsstore.go)
+	legacyObs atomic.Bool // the legacy observation table holds keys
+
 	closeMu sync.Mutex
 	closed  bool
 }
@@ -189,7 +212,7 @@ type Store struct {
 // MinLZ) for L0-L4, where data is short-lived, and zstd level 1 for L5 value
 // blocks and all of L6, where most of the data lives.
 // The "demandflow.sum.v1" merge operator implements the "sum" duplicate
-// policy.
+// policy of legacy observation keys and merges series chunks (obsstore.go).
 //
 // If a snapshot restore was interrupted, the partial state is wiped and the
 // applied index reads 0, so Raft restores the snapshot again.
@@ -221,6 +244,7 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 		db:     db,
 		logger: cfg.Logger,
 		wo:     pebble.NoSync,
+		stage:  newStage(),
 	}
 	if cfg.Sync {
 		s.wo = pebble.Sync
@@ -248,6 +272,7 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("open fsm store: %w", err)
 	}
+	s.startFolder()
 	return s, nil
 }
 
@@ -314,6 +339,9 @@ func (s *Store) load() error {
 	if err := s.loadAlarms(); err != nil {
 		return err
 	}
+	if err := s.loadStaged(); err != nil {
+		return err
+	}
 	s.applied.Store(applied)
 	s.term.Store(term)
 	s.mu.Lock()
@@ -330,6 +358,7 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.closed = true
+	s.closeFolder()
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close fsm store: %w", err)
 	}
@@ -487,29 +516,29 @@ func (s *Store) Observations(ctx context.Context, dataset string, seriesID uint6
 	if from > to {
 		return nil, nil
 	}
-	prefix := obsSeriesPrefix(e.id, seriesID)
-	lo := binary.BigEndian.AppendUint32(slices.Clone(prefix), biasPeriod(from))
-	var hi []byte
-	if to == math.MaxInt32 {
-		hi = binary.BigEndian.AppendUint64(dsPrefix(prefixObservation, e.id), seriesID+1)
-		if seriesID == math.MaxUint64 {
-			_, hi = dsRange(prefixObservation, e.id)
-		}
-	} else {
-		hi = binary.BigEndian.AppendUint32(slices.Clone(prefix), biasPeriod(to+1))
-	}
-	out := make([]Observation, 0, 64)
-	err = s.scan(ctx, lo, hi, func(k, v []byte) (bool, error) {
-		o, ok := decodeObsValue(v)
-		if !ok {
-			return false, fmt.Errorf("corrupt observation %x", k)
-		}
-		o.Period = unbiasPeriod(binary.BigEndian.Uint32(k[len(k)-4:]))
-		out = append(out, o)
-		return true, nil
-	})
+	s.stage.mu.RLock()
+	body, _, err := s.seriesBody(e, seriesID, nil, nil)
+	s.stage.mu.RUnlock()
 	if err != nil {
 		return nil, fmt.Errorf("read observations of series %d: %w", seriesID, err)
+	}
+	lo, hi := biasPeriod(from), biasPeriod(to)
+	out := make([]Observation, 0, 64)
+	for len(body) > 0 {
+		ce, rest, ok := nextChunkEntry(body)
+		if !ok {
+			return nil, fmt.Errorf("read observations of series %d: %w", seriesID, errCorruptChunk)
+		}
+		body = rest
+		if ce.period < lo || ce.period > hi {
+			continue
+		}
+		o, ok := decodeObsValue(ce.val)
+		if !ok {
+			return nil, fmt.Errorf("read observations of series %d: corrupt observation of period %d", seriesID, unbiasPeriod(ce.period))
+		}
+		o.Period = unbiasPeriod(ce.period)
+		out = append(out, o)
 	}
 	return out, nil
 }
@@ -676,13 +705,18 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 const mergerName = "demandflow.sum.v1"
 
 // sumMerger adds the measures of all operands of an observation key and keeps
-// every other field of the newest operand (see appendObsValue). Float
+// every other field of the newest operand (see appendObsValue). The same
+// operator (Pebble records one name per store, so it keeps its name) merges
+// the operands of chunk keys with chunkValueMerger. Float
 // addition is not associative, so when Pebble groups operands differently
 // (compactions) sums of non-integer measures may differ in the last bits
 // between nodes; integer quantities below 2^53 are exact.
 var sumMerger = &pebble.Merger{
 	Name: mergerName,
-	Merge: func(_, value []byte) (pebble.ValueMerger, error) {
+	Merge: func(key, value []byte) (pebble.ValueMerger, error) {
+		if len(key) > 0 && key[0] == prefixChunk {
+			return newChunkValueMerger(value)
+		}
 		m, ok := obsMeasure(value)
 		if !ok {
 			return nil, fmt.Errorf("cluster: bad merge operand of %d bytes", len(value))

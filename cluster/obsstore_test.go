@@ -1,0 +1,277 @@
+package cluster
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/demandflow/demandflow/stream"
+)
+
+// chunkOf encodes (period, measure, sum flag) triples as a chunk body.
+func chunkOf(entries ...[3]float64) []byte {
+	var body []byte
+	for _, e := range entries {
+		v := appendObsValue(nil, e[1], nil, nil, "", false)
+		if e[2] != 0 {
+			v[0] |= obsFlagSum
+		}
+		body = appendChunkEntry(body, biasPeriod(int32(e[0])), v)
+	}
+	return body
+}
+
+func decodeChunk(t *testing.T, body []byte) [][3]float64 {
+	t.Helper()
+	var out [][3]float64
+	for len(body) > 0 {
+		e, rest, ok := nextChunkEntry(body)
+		if !ok {
+			t.Fatalf("corrupt chunk %x", body)
+		}
+		m, _ := obsMeasure(e.val)
+		out = append(out, [3]float64{float64(unbiasPeriod(e.period)), m, float64(e.val[0] & obsFlagSum >> 1)})
+		body = rest
+	}
+	return out
+}
+
+func TestMergeChunkBodiesRule(t *testing.T) {
+	a := chunkOf([3]float64{1, 10, 0}, [3]float64{2, 20, 1}, [3]float64{5, 50, 0})
+	b := chunkOf([3]float64{2, 2, 1}, [3]float64{3, 3, 0}, [3]float64{5, 5, 1})
+	c := chunkOf([3]float64{1, 1, 0}, [3]float64{5, 7, 1}, [3]float64{9, 9, 1})
+	merge := func(o, n []byte) []byte {
+		out, err := mergeChunkBodies(nil, o, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	left := merge(merge(a, b), c)
+	right := merge(a, merge(b, c))
+	want := [][3]float64{
+		{1, 1, 0},  // c replaces
+		{2, 22, 1}, // sum onto a sum: still adds to older data
+		{3, 3, 0},
+		{5, 62, 0}, // set 50, +5, +7: a set
+		{9, 9, 1},
+	}
+	if got := decodeChunk(t, left); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("(a+b)+c: got %v, want %v", got, want)
+	}
+	if string(left) != string(right) {
+		t.Fatalf("merge is not associative:\n%v\n%v", decodeChunk(t, left), decodeChunk(t, right))
+	}
+	if _, err := mergeChunkBodies(nil, []byte{1, 2}, b); err == nil {
+		t.Fatal("corrupt older chunk merged without error")
+	}
+}
+
+// obsModel is the expected content of one (series, period).
+type obsModel struct {
+	qty, price float64
+	obj        string
+}
+
+// TestStagedObservationsModel applies random batches under both duplicate
+// policies with folds, reopens and snapshot restores at random points, and
+// checks every read against a model; a replica that folds only at the end
+// must hold the same bytes.
+func TestStagedObservationsModel(t *testing.T) {
+	for _, policy := range []stream.DuplicatePolicy{stream.DuplicatesLast, stream.DuplicatesSum} {
+		t.Run(string(policy), func(t *testing.T) {
+			rng := rand.New(rand.NewPCG(7, uint64(len(policy))))
+			mem := checkedMem(t)
+			fs := vfs.NewMem()
+			open := func() *Store {
+				s, err := OpenStore(StoreConfig{Dir: "fsm", FS: fs, Logger: testLogger(t), CacheSize: 8 << 20,
+					MemTableSize: 4 << 20, FoldRows: 1 << 30, FoldInterval: 1 << 40})
+				if err != nil {
+					t.Fatal(err)
+				}
+				return s
+			}
+			s := open()
+			defer func() { _ = s.Close() }()
+			replica := openMemStore(t, nil)
+			a, ra := newApplier(t, s), newApplier(t, replica)
+			sc := testSchema("d", policy)
+			a.one(mustCreate(t, sc))
+			ra.one(mustCreate(t, sc))
+			products := []string{"p1", "p2", "p3", "p4", "p5"}
+			model := map[string]map[int32]obsModel{}
+			for step := range 40 {
+				var rows []row
+				for range 1 + rng.IntN(30) {
+					r := row{product: products[rng.IntN(len(products))], region: "EU",
+						period: int32(rng.IntN(12)), qty: float64(rng.IntN(100)), price: float64(rng.IntN(9)),
+						obj: fmt.Sprintf("o%d", rng.IntN(1000))}
+					if rng.IntN(4) == 0 {
+						r.price = math.NaN()
+					}
+					rows = append(rows, r)
+					m := model[r.product]
+					if m == nil {
+						m = map[int32]obsModel{}
+						model[r.product] = m
+					}
+					old := m[r.period]
+					n := obsModel{qty: r.qty, price: r.price, obj: r.obj}
+					if policy == stream.DuplicatesSum {
+						n.qty += old.qty
+					}
+					m[r.period] = n
+				}
+				b := buildBatch(t, mem, &sc, rows, 1+rng.IntN(10), nil)
+				entries := mustIngest(t, meta("d", fmt.Sprintf("tx%d", step), ""), &sc, b, 0)
+				b.Release()
+				a.batch(entries...)
+				ra.batch(entries...)
+				switch rng.IntN(6) {
+				case 0:
+					if err := s.foldStaged(); err != nil {
+						t.Fatal(err)
+					}
+				case 1:
+					if err := s.Close(); err != nil {
+						t.Fatal(err)
+					}
+					s = open()
+					a = newApplier(t, s)
+				case 2:
+					s2 := snapshotRoundTrip(t, s)
+					checkObservations(t, s2, &sc, model)
+				}
+				checkObservations(t, s, &sc, model)
+			}
+			checkObservations(t, replica, &sc, model)
+			if dumpKeyspace(t, s) != dumpKeyspace(t, replica) {
+				t.Fatal("a store that folded along the way differs from one that folded once")
+			}
+			// Everything folded: no staged keys are left.
+			s.stage.mu.RLock()
+			pending := len(s.stage.blocks)
+			s.stage.mu.RUnlock()
+			if pending != 0 {
+				t.Fatalf("%d blocks pending after fold", pending)
+			}
+			checkObservations(t, s, &sc, model)
+		})
+	}
+}
+
+func checkObservations(t *testing.T, s *Store, sc *stream.Schema, model map[string]map[int32]obsModel) {
+	t.Helper()
+	for product, m := range model {
+		sid := stream.SeriesID(sc.Name, []string{product, "EU"})
+		got, err := s.Observations(t.Context(), sc.Name, sid, math.MinInt32, math.MaxInt32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != len(m) {
+			t.Fatalf("%s: got %d observations, want %d", product, len(got), len(m))
+		}
+		for _, o := range got {
+			w, ok := m[o.Period]
+			if !ok {
+				t.Fatalf("%s: unexpected period %d", product, o.Period)
+			}
+			price := o.Covariates[0]
+			if o.Value != w.qty || o.ObjectID != w.obj || !(price == w.price || math.IsNaN(price) && math.IsNaN(w.price)) {
+				t.Fatalf("%s period %d: got %v %v %q, want %v %v %q", product, o.Period, o.Value, price, o.ObjectID, w.qty, w.price, w.obj)
+			}
+		}
+		// A window reads a subset.
+		part, err := s.Observations(t.Context(), sc.Name, sid, 3, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range part {
+			if o.Period < 3 || o.Period > 5 {
+				t.Fatalf("%s: period %d outside [3, 5]", product, o.Period)
+			}
+		}
+	}
+}
+
+// TestLegacyObservationsRead checks that observation keys of the layout
+// before staging are still read, as the oldest layer.
+func TestLegacyObservationsRead(t *testing.T) {
+	mem := checkedMem(t)
+	fs := vfs.NewMem()
+	s := openMemStore(t, fs)
+	a := newApplier(t, s)
+	sc := testSchema("d", stream.DuplicatesSum)
+	a.one(mustCreate(t, sc))
+	e := s.dataset("d")
+	sid := stream.SeriesID("d", []string{"p", "EU"})
+	b := s.db.NewBatch()
+	for p := int32(1); p <= 3; p++ {
+		v := appendObsValue(nil, float64(p*100), []float64{0}, []bool{true}, "", false)
+		if err := b.Set(appendObsKey(nil, e.id, sid, p), v, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Close()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openMemStore(t, fs)
+	a = newApplier(t, s)
+	batch := buildBatch(t, mem, &sc, []row{{"p", "EU", 2, 5, 1, ""}, {"p", "EU", 4, 7, 1, ""}}, 10, nil)
+	defer batch.Release()
+	a.batch(mustIngest(t, meta("d", "tx", ""), &sc, batch, 0)...)
+	for round := range 2 {
+		got, err := s.Observations(t.Context(), "d", sid, math.MinInt32, math.MaxInt32)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var vals []float64
+		for _, o := range got {
+			vals = append(vals, o.Value)
+		}
+		if want := []float64{100, 205, 300, 7}; fmt.Sprint(vals) != fmt.Sprint(want) {
+			t.Fatalf("round %d: got %v, want %v", round, vals, want)
+		}
+		if err := s.foldStaged(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestStagedBlocksOfDeletedDataset checks that pending blocks of a deleted
+// dataset are neither read nor folded into chunks.
+func TestStagedBlocksOfDeletedDataset(t *testing.T) {
+	mem := checkedMem(t)
+	s := openMemStore(t, nil)
+	a := newApplier(t, s)
+	sc := testSchema("d", "")
+	a.one(mustCreate(t, sc))
+	b := buildBatch(t, mem, &sc, []row{{"p", "EU", 1, 5, 1, ""}}, 10, nil)
+	defer b.Release()
+	a.batch(mustIngest(t, meta("d", "tx", ""), &sc, b, 0)...)
+	a.one(mustDelete(t, "d"))
+	if err := s.foldStaged(); err != nil {
+		t.Fatal(err)
+	}
+	if got := dumpKeyspace(t, s); containsPrefix(t, s, prefixChunk) || containsPrefix(t, s, prefixStaged) {
+		t.Fatalf("observation keys left after delete:\n%s", got)
+	}
+}
+
+func containsPrefix(t *testing.T, s *Store, p byte) bool {
+	found := false
+	if err := s.scan(t.Context(), []byte{p}, []byte{p + 1}, func(_, _ []byte) (bool, error) {
+		found = true
+		return false, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
