@@ -174,46 +174,62 @@ func BenchmarkObservations(b *testing.B) {
 // wrapping around so later batches overwrite) to a store on disk with
 // Raft's durability (no sync), four entries per ApplyBatch, and reports the
 // process CPU per million rows: apply plus Pebble's flushes and
-// compactions and the observation folder running meanwhile. Run it with
-// -benchtime 1x; -rows sets the row count.
+// compactions and the observation folder running meanwhile. The
+// sub-benchmarks differ in the dataset's tracking: off, on without the
+// object index, on with it. Run it with -benchtime 1x; -rows sets the row
+// count.
 func BenchmarkApplyIngestCPU(b *testing.B) {
 	const batchRows, nSeries, months = 10000, 16000, 120
 	total := *benchCPURows
-	sc := testSchema("d", "")
-	mem := memory.NewGoAllocator()
-	var entries [][]byte
-	rows := make([]row, batchRows)
-	for first := 0; first < total; first += batchRows {
-		for j := range rows {
-			k := first + j
-			rows[j] = row{product: fmt.Sprintf("P%05d", k%nSeries/8), region: fmt.Sprintf("M%d", k%8),
-				period: int32(16436 + 30*(k/nSeries%months)), qty: float64(k % 97), price: 9.99, obj: fmt.Sprintf("b-%d", k)}
-		}
-		batch := buildBatch(b, mem, &sc, rows, batchRows, nil)
-		entries = append(entries, mustIngest(b, meta("d", fmt.Sprintf("%026d", first), ""), &sc, batch, 0)...)
-		batch.Release()
-	}
-	for b.Loop() {
-		b.StopTimer()
-		s, err := OpenStore(StoreConfig{Dir: b.TempDir(), FoldRows: *benchFoldRows})
-		if err != nil {
-			b.Fatal(err)
-		}
-		a := newApplier(b, s)
-		a.one(mustCreate(b, sc))
-		cpu0 := processCPU()
-		b.StartTimer()
-		for i := 0; i < len(entries); i += 4 {
-			a.batch(entries[i:min(i+4, len(entries))]...)
-		}
-		if err := s.foldStaged(); err != nil {
-			b.Fatal(err)
-		}
-		b.StopTimer()
-		b.ReportMetric((processCPU()-cpu0).Seconds()/(float64(total)/1e6), "cpu-s/Mrow")
-		b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "rows/s")
-		_ = s.Close()
-		b.StartTimer()
+	off, on := false, true
+	for _, tc := range []struct {
+		name              string
+		tracking, objects *bool
+	}{{"tracking=off", &off, nil}, {"tracking=on", &on, &off}, {"tracking=objects", &on, &on}} {
+		b.Run(tc.name, func(b *testing.B) {
+			sc := testSchema("d", "")
+			sc.Tracking, sc.TrackObjects = tc.tracking, tc.objects
+			mem := memory.NewGoAllocator()
+			var entries [][]byte
+			rows := make([]row, batchRows)
+			for first := 0; first < total; first += batchRows {
+				for j := range rows {
+					k := first + j
+					rows[j] = row{product: fmt.Sprintf("P%05d", k%nSeries/8), region: fmt.Sprintf("M%d", k%8),
+						period: int32(16436 + 30*(k/nSeries%months)), qty: float64(k % 97), price: 9.99, obj: fmt.Sprintf("b-%d", k)}
+				}
+				batch := buildBatch(b, mem, &sc, rows, batchRows, nil)
+				m := meta("d", fmt.Sprintf("%026d", first), "")
+				m.Source, m.ReceivedAt = "http", time.Now()
+				entries = append(entries, mustIngest(b, m, &sc, batch, 0)...)
+				batch.Release()
+			}
+			for b.Loop() {
+				b.StopTimer()
+				s, err := OpenStore(StoreConfig{Dir: b.TempDir(), FoldRows: *benchFoldRows})
+				if err != nil {
+					b.Fatal(err)
+				}
+				a := newApplier(b, s)
+				a.one(mustCreate(b, sc))
+				cpu0 := processCPU()
+				b.StartTimer()
+				for i := 0; i < len(entries); i += 4 {
+					a.batch(entries[i:min(i+4, len(entries))]...)
+				}
+				if err := s.foldStaged(); err != nil {
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				b.ReportMetric((processCPU()-cpu0).Seconds()/(float64(total)/1e6), "cpu-s/Mrow")
+				b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "rows/s")
+				if got := s.TrackingWriteErrors(); got != 0 {
+					b.Fatalf("%d tracking errors", got)
+				}
+				_ = s.Close()
+				b.StartTimer()
+			}
+		})
 	}
 }
 

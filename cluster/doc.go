@@ -43,6 +43,10 @@
 //     range deletes and a re-created name starts empty.
 //   - Store reads are safe concurrently with apply; the in-memory catalog
 //     and counters are published after each commit.
+//   - Observations are staged by apply as one block per record and folded
+//     into per-series chunks by a background goroutine (obsstore.go);
+//     folding changes the physical layout but never what a read returns,
+//     and a folded store holds the same bytes on every node.
 //   - Node names are Raft server ids: unique and stable across restarts; a
 //     node may come back at a new address and the leader updates it.
 //
@@ -54,7 +58,11 @@
 // is never held while calling Pebble or any other lock. dirtyState.mu
 // (one per dataset) guards the committed dirty marks and is a leaf lock:
 // the FSM goroutine takes it to publish a batch's marks, the forecaster to
-// copy them. Store.closeMu is
+// copy them. stage.foldMu serialises folds and is taken before
+// stage.mu; stage.mu (RWMutex) guards the pending staged blocks: readers
+// hold it shared while reading one series, a fold holds it exclusively
+// around its Pebble commit, apply exclusively to publish blocks (and around
+// its commit when the batch deletes a dataset). Store.closeMu is
 // taken only by Close. Alarm state is an atomic.Pointer (no lock);
 // Monitor.localMu and each webhook queue mutex are leaf locks.
 // membership.mu guards the member table and is a leaf lock; membership

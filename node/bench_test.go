@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -121,6 +122,7 @@ func benchIngest(b *testing.B, n *Node, dataset string, f stream.Format) {
 	var next atomic.Int64
 	var bytesSent atomic.Int64
 	b.ResetTimer()
+	cpu0 := benchProcessCPU(b)
 	start := time.Now()
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
@@ -147,6 +149,18 @@ func benchIngest(b *testing.B, n *Node, dataset string, f stream.Format) {
 	}
 	b.ReportMetric(float64(b.N*batch)/el.Seconds(), "rows/s")
 	b.ReportMetric(float64(bytesSent.Load())/el.Seconds()/1e6, "MB/s")
+	// CPU per row of the whole process (clients, node, Pebble's background
+	// work): steadier than rows/s on a shared machine.
+	b.ReportMetric((benchProcessCPU(b)-cpu0).Seconds()/(float64(b.N*batch)/1e6), "cpu-s/Mrow")
+}
+
+// benchProcessCPU returns the process's user+system CPU time.
+func benchProcessCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func benchBody(f stream.Format, rows [][]string) []byte {
