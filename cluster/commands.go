@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -540,14 +541,28 @@ var (
 // benchmark can compare codecs.
 var ingestCodec = codecZstdFrame
 
+// ipcBufs recycles the uncompressed IPC streams of encodeRows.
+var ipcBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
 // encodeRows writes the spans as an Arrow IPC stream with ingestCodec.
 func encodeRows(as *arrow.Schema, sp []rowSpan) ([]byte, error) {
-	var buf bytes.Buffer
+	buf := ipcBufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer ipcBufs.Put(buf)
+	// Size the stream up front: growing it by doubling copied every
+	// payload about twice.
+	var est int64
+	for _, s := range sp {
+		if n := s.rec.NumRows(); n > 0 {
+			est += recordBytes(s.rec) * s.n / n
+		}
+	}
+	buf.Grow(int(est) + 4096)
 	opts := []ipc.Option{ipc.WithSchema(as), ipc.WithAllocator(memory.DefaultAllocator)}
 	if ingestCodec == codecIPCZstd {
 		opts = append(opts, ipc.WithZstd())
 	}
-	w := ipc.NewWriter(&buf, opts...)
+	w := ipc.NewWriter(buf, opts...)
 	for _, s := range sp {
 		r := s.rec
 		if s.off != 0 || s.n != r.NumRows() {
@@ -568,7 +583,7 @@ func encodeRows(as *arrow.Schema, sp []rowSpan) ([]byte, error) {
 	if ingestCodec == codecZstdFrame {
 		return zstdEncoder.EncodeAll(buf.Bytes(), make([]byte, 0, buf.Len()/3)), nil
 	}
-	return buf.Bytes(), nil
+	return bytes.Clone(buf.Bytes()), nil
 }
 
 // decodeRows decodes an ingest payload into records allocated from mem; the

@@ -281,7 +281,7 @@ func (ac *applyCtx) writeRows(e *dsEntry, st *dsStats, index uint64, rec uint32,
 	})
 	ac.order = order
 	bb := &ac.block
-	bb.reset(sum)
+	bb.reset(sum, n)
 	for _, o := range order {
 		i := int(o.row)
 		sid := o.sid

@@ -356,7 +356,14 @@ func (s *Store) foldStaged() error {
 	// Fold each dataset's blocks together, in apply order.
 	blocks := slices.Clone(picked)
 	slices.SortStableFunc(blocks, func(a, b *stagedBlock) int { return cmp.Compare(a.dsid, b.dsid) })
-	b := s.db.NewBatch()
+	size := 0
+	for _, blk := range picked {
+		size += len(blk.key) + 16
+		for _, body := range blk.bodies {
+			size += len(body) + 32
+		}
+	}
+	b := s.db.NewBatchWithSize(size)
 	defer b.Close()
 	var acc, tmp, val []byte
 	rows := 0
@@ -622,7 +629,11 @@ type blockBuilder struct {
 	sum     bool
 }
 
-func (bb *blockBuilder) reset(sum bool) {
+// reset starts a block of about rows rows.
+func (bb *blockBuilder) reset(sum bool, rows int) {
+	if need := 1 + rows*48; cap(bb.buf) < need {
+		bb.buf = make([]byte, 0, need)
+	}
 	bb.buf = append(bb.buf[:0], blockVersion)
 	bb.body, bb.open, bb.rows, bb.pending, bb.sum = bb.body[:0], false, 0, bb.pending[:0], sum
 }
