@@ -137,7 +137,7 @@ func (c *Cluster) monitorLeadership() {
 // events, until ctx ends.
 func (c *Cluster) leaderLoop(ctx context.Context) {
 	c.log.Info("became leader", "term", c.raft.CurrentTerm())
-	if err := c.raft.Barrier(10 * time.Second).Error(); err != nil {
+	if err := c.waitApplied(c.raft.Barrier(10 * time.Second)); err != nil {
 		c.log.Error("leader barrier failed; transferring leadership", "error", err)
 		_ = c.raft.LeadershipTransfer().Error()
 		return

@@ -216,7 +216,7 @@ func (c *Cluster) applyLeader(ctx context.Context, entry []byte) (any, uint64, e
 		return nil, 0, ErrNotLeader
 	}
 	f := c.raft.Apply(entry, applyTimeout(ctx))
-	if err := f.Error(); err != nil {
+	if err := c.waitApplied(f); err != nil {
 		switch {
 		case errors.Is(err, raft.ErrNotLeader):
 			return nil, 0, ErrNotLeader
@@ -232,6 +232,27 @@ func (c *Cluster) applyLeader(ctx context.Context, entry []byte) (any, uint64, e
 		return nil, f.Index(), e
 	}
 	return resp, f.Index(), nil
+}
+
+// waitApplied waits for f (an Apply or a Barrier). With BatchApplyCh Raft buffers submitted
+// futures, and one still in the buffer when Raft shuts down is never
+// answered, so a wait that ignored the cluster closing could hang Close
+// (its background loops apply entries) forever: once the cluster is
+// closing, the outcome is reported as unknown (ErrRetryable) instead.
+func (c *Cluster) waitApplied(f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	select {
+	case err := <-done:
+		return err
+	case <-c.ctx.Done():
+		select {
+		case err := <-done:
+			return err
+		case <-time.After(time.Second):
+			return raft.ErrRaftShutdown
+		}
+	}
 }
 
 // applyAnywhere applies on the leader, forwarding when this node is not
@@ -288,7 +309,7 @@ func (c *Cluster) readIndexLeader(ctx context.Context) (uint64, error) {
 	if c.raft.State() != raft.Leader {
 		return 0, ErrNotLeader
 	}
-	if err := c.raft.Barrier(applyTimeout(ctx)).Error(); err != nil {
+	if err := c.waitApplied(c.raft.Barrier(applyTimeout(ctx))); err != nil {
 		if errors.Is(err, raft.ErrNotLeader) || errors.Is(err, raft.ErrLeadershipLost) {
 			return 0, fmt.Errorf("%w: %v", ErrNotLeader, err)
 		}
