@@ -347,17 +347,17 @@ func (s *Store) foldStaged() error {
 	st.foldMu.Lock()
 	defer st.foldMu.Unlock()
 	st.mu.RLock()
-	picked := slices.Clone(st.blocks)
+	blocks := slices.Clone(st.blocks)
 	gen := st.gen
 	st.mu.RUnlock()
-	if len(picked) == 0 {
+	if len(blocks) == 0 {
 		return nil
 	}
+	picked := len(blocks) // the head of st.blocks this fold removes
 	// Fold each dataset's blocks together, in apply order.
-	blocks := slices.Clone(picked)
 	slices.SortStableFunc(blocks, func(a, b *stagedBlock) int { return cmp.Compare(a.dsid, b.dsid) })
 	size := 0
-	for _, blk := range picked {
+	for _, blk := range blocks {
 		size += len(blk.key) + 16
 		for _, body := range blk.bodies {
 			size += len(body) + 32
@@ -395,7 +395,7 @@ func (s *Store) foldStaged() error {
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("commit fold: %w", err)
 	}
-	st.blocks = slices.Delete(st.blocks, 0, len(picked))
+	st.blocks = slices.Delete(st.blocks, 0, picked)
 	st.rows -= rows
 	st.drained.Broadcast()
 	return nil
@@ -617,16 +617,20 @@ func (s *Store) legacyBody(e *dsEntry, sid uint64, dst []byte) ([]byte, error) {
 	return dst, err
 }
 
-// blockBuilder encodes one staged block.
+// blockBuilder encodes one staged block: each series' entries go straight
+// into buf behind a header whose body length is filled in when the group
+// closes, and the groups are indexed as they are written.
 type blockBuilder struct {
 	buf     []byte
-	body    []byte
+	at      int // offset of the open group's header in buf
 	sid     uint64
 	open    bool
 	rows    int
 	last    uint32 // period of the pending entry
 	pending []byte // value of the entry not yet appended (duplicates fold into it)
 	sum     bool
+	sids    []uint64
+	spans   [][2]int // body [start, end) in buf of each closed group
 }
 
 // reset starts a block of about rows rows.
@@ -635,7 +639,8 @@ func (bb *blockBuilder) reset(sum bool, rows int) {
 		bb.buf = make([]byte, 0, need)
 	}
 	bb.buf = append(bb.buf[:0], blockVersion)
-	bb.body, bb.open, bb.rows, bb.pending, bb.sum = bb.body[:0], false, 0, bb.pending[:0], sum
+	bb.open, bb.rows, bb.pending, bb.sum = false, 0, bb.pending[:0], sum
+	bb.sids, bb.spans = bb.sids[:0], bb.spans[:0]
 }
 
 // add appends the observation value v of (sid, period); calls come in
@@ -655,13 +660,17 @@ func (bb *blockBuilder) add(sid uint64, period uint32, v []byte) {
 		return
 	}
 	if bb.open {
-		bb.body = appendChunkEntry(bb.body, bb.last, bb.pending)
+		bb.buf = appendChunkEntry(bb.buf, bb.last, bb.pending)
 		if sid != bb.sid {
 			bb.closeGroup()
-			bb.body = bb.body[:0]
 		}
 	}
-	bb.sid, bb.open, bb.last = sid, true, period
+	if !bb.open {
+		bb.at, bb.sid, bb.open = len(bb.buf), sid, true
+		bb.buf = binary.BigEndian.AppendUint64(bb.buf, sid)
+		bb.buf = append(bb.buf, 0, 0, 0, 0) // body length, see closeGroup
+	}
+	bb.last = period
 	bb.pending = append(bb.pending[:0], v...)
 	if bb.sum {
 		bb.pending[0] |= obsFlagSum
@@ -670,22 +679,23 @@ func (bb *blockBuilder) add(sid uint64, period uint32, v []byte) {
 }
 
 func (bb *blockBuilder) closeGroup() {
-	bb.buf = binary.BigEndian.AppendUint64(bb.buf, bb.sid)
-	bb.buf = binary.BigEndian.AppendUint32(bb.buf, uint32(len(bb.body)))
-	bb.buf = append(bb.buf, bb.body...)
+	start := bb.at + 12
+	binary.BigEndian.PutUint32(bb.buf[bb.at+8:], uint32(len(bb.buf)-start))
+	bb.sids = append(bb.sids, bb.sid)
+	bb.spans = append(bb.spans, [2]int{start, len(bb.buf)})
+	bb.open = false
 }
 
-// finish returns the block value (a fresh copy) and its decoded form.
+// finish returns the block value (a fresh copy) and its indexed form.
 func (bb *blockBuilder) finish(dsid uint32, key []byte) (*stagedBlock, []byte) {
 	if bb.open {
-		bb.body = appendChunkEntry(bb.body, bb.last, bb.pending)
+		bb.buf = appendChunkEntry(bb.buf, bb.last, bb.pending)
 		bb.closeGroup()
-		bb.open = false
 	}
 	v := bytes.Clone(bb.buf)
-	blk, err := decodeStagedBlock(dsid, key, v)
-	if err != nil {
-		panic(fmt.Sprintf("cluster: fsm: built a bad staged block: %v", err))
+	blk := &stagedBlock{dsid: dsid, key: key, rows: bb.rows, sids: slices.Clone(bb.sids), bodies: make([][]byte, len(bb.spans))}
+	for i, sp := range bb.spans {
+		blk.bodies[i] = v[sp[0]:sp[1]:sp[1]]
 	}
 	return blk, v
 }

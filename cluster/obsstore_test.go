@@ -275,3 +275,30 @@ func containsPrefix(t *testing.T, s *Store, p byte) bool {
 	}
 	return found
 }
+
+// TestBlockBuilderIndex checks that the index a builder returns equals what
+// decoding its bytes (as a reload does) gives.
+func TestBlockBuilderIndex(t *testing.T) {
+	for _, sum := range []bool{false, true} {
+		var bb blockBuilder
+		bb.reset(sum, 8)
+		val := func(m float64) []byte { return appendObsValue(nil, m, nil, nil, "o", true) }
+		bb.add(1, 10, val(1))
+		bb.add(1, 10, val(2)) // duplicate
+		bb.add(1, 11, val(3))
+		bb.add(5, 10, val(4))
+		bb.add(9, 12, val(5))
+		got, v := bb.finish(3, []byte("k"))
+		want, err := decodeStagedBlock(3, []byte("k"), v)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(got.sids, got.bodies, got.rows) != fmt.Sprint(want.sids, want.bodies, want.rows) || got.rows != 4 {
+			t.Fatalf("sum=%v: builder index %v %v rows %d, decoded %v %v rows %d", sum, got.sids, got.bodies, got.rows, want.sids, want.bodies, want.rows)
+		}
+		first := decodeChunk(t, got.body(1))
+		if wantM := map[bool]float64{false: 2, true: 3}[sum]; first[0][1] != wantM {
+			t.Fatalf("sum=%v: duplicate resolved to %v, want %v", sum, first[0][1], wantM)
+		}
+	}
+}
