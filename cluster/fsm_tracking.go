@@ -58,11 +58,16 @@ const maxTrackError = 512
 
 // newTrackingStore returns the tracking store embedded in the FSM's Pebble
 // instance.
-func newTrackingStore(cfg StoreConfig, db *pebble.DB) (*tracking.Store, error) {
+func newTrackingStore(cfg StoreConfig, db *pebble.DB, opts *pebble.Options) (*tracking.Store, error) {
 	log := cfg.Logger.With("component", "tracking")
 	var logged atomic.Int64
 	return tracking.New(tracking.Config{
 		Prefix:    prefixTracking,
+		RunPrefix: prefixTrackingRuns,
+		// Folds of the object index ingest their runs below everything
+		// else (tracking/keys.go, "Where runs go"); the directory is
+		// inside Pebble's, which ignores it.
+		RunIngest: &tracking.RunIngest{DB: db, Options: opts, Dir: opts.FS.PathJoin(cfg.Dir, "tracking-runs")},
 		Retention: cfg.TrackingRetention,
 		Logger:    log,
 		// Called on the apply goroutine: log the first error and then

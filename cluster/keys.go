@@ -29,6 +29,7 @@ import (
 //	forecast      0x40 dsid u32 | series id u64                         latest forecast of the series (see encodeSeriesForecast)
 //	dirty         0x41 dsid u32 | series id u64                         data index u64 | tx id: the series needs a forecast refresh (checkpointed)
 //	dirty log     0x42 dsid u32 | index u64                             tx id | series ids: the parts since the last checkpoint (fsm_dirty.go)
+//	tracking runs 0xfe 'R' | ...                                        the tracking object index's runs (tracking.Config.RunPrefix)
 //
 // Periods are date32 values (days since 1970-01-01); flipping the sign bit
 // ("biased") makes negative periods sort before positive ones.
@@ -66,6 +67,11 @@ const (
 	prefixForecast byte = 0x40
 	prefixDirty    byte = 0x41
 	prefixDirtyLog byte = 0x42
+	// prefixTrackingRuns is tracking.Config.RunPrefix: the object index's
+	// runs, ingested as sstables, must sort after every other key so
+	// that they overlap nothing and land in the bottom level
+	// (tracking/keys.go, "Where runs go"). Keep it the last prefix.
+	prefixTrackingRuns byte = 0xfe
 
 	metaApplied   byte = 0x01
 	metaNextID    byte = 0x02

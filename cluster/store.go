@@ -249,7 +249,7 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 	if cfg.Sync {
 		s.wo = pebble.Sync
 	}
-	if s.track, err = newTrackingStore(cfg, db); err != nil {
+	if s.track, err = newTrackingStore(cfg, db, opts); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open fsm store: %w", err)
 	}

@@ -16,6 +16,20 @@ type Config struct {
 	// 0x00 cannot be chosen (it means "default"), nor 0xff (no upper bound).
 	Prefix byte
 
+	// RunPrefix is the first byte of the object index's run keys
+	// (keys.go, "Where runs go"); tracking also owns [RunPrefix,
+	// RunPrefix+1). It should be the last prefix in use in the Pebble
+	// instance, so that ingested runs overlap nothing. Default 0xfe; it
+	// must differ from Prefix and cannot be 0xff.
+	RunPrefix byte
+
+	// RunIngest, if set, makes folds of the object index ingest their runs
+	// into Pebble as sstables instead of writing them into the Recorder's
+	// batch: same keys and values, written once instead of rewritten by
+	// every compaction. Its DB must be the instance the Recorders'
+	// batches commit to. A standalone store (Open) sets it itself.
+	RunIngest *RunIngest
+
 	// Retention is how long records are kept; Cutoff(now) returns
 	// now-Retention for Expire. Default 7 days.
 	Retention time.Duration
@@ -70,6 +84,9 @@ func (c Config) withDefaults() Config {
 	if c.Prefix == 0 {
 		c.Prefix = 't'
 	}
+	if c.RunPrefix == 0 {
+		c.RunPrefix = 0xfe
+	}
 	if c.Retention == 0 {
 		c.Retention = 7 * 24 * time.Hour
 	}
@@ -101,6 +118,15 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	if c.Prefix == 0xff {
 		return errors.New("tracking: prefix 0xff has no upper bound")
+	}
+	if c.RunPrefix == 0xff {
+		return errors.New("tracking: run prefix 0xff has no upper bound")
+	}
+	if p, q := c.withDefaults().Prefix, c.withDefaults().RunPrefix; p == q {
+		return fmt.Errorf("tracking: run prefix %#x equals the prefix", q)
+	}
+	if ri := c.RunIngest; ri != nil && (ri.DB == nil || ri.Options == nil || ri.Dir == "") {
+		return errors.New("tracking: run ingest needs a DB, its Options and a Dir")
 	}
 	if c.Retention < 0 {
 		return fmt.Errorf("tracking: negative retention %v", c.Retention)

@@ -30,9 +30,10 @@
 //     rejected row is findable by object id. Entries are stored as
 //     hash-bucketed chunks (keys.go, "Object index"): a RecordObjects call
 //     writes one time-ordered staging key holding all its chunks, and
-//     about every 200,000 staged entries a call folds the staged calls,
-//     inside its batch, into bucket-major runs (one key per bucket per
-//     run). Object reads the object's bucket of every run and staged call
+//     about every 200,000 staged entries a call folds the staged calls
+//     into bucket-major runs (one key per bucket per run), which it
+//     ingests into Pebble's bottom level as one sstable (Config.RunIngest)
+//     so that compactions never rewrite them. Object reads the object's bucket of every run and staged call
 //     of each day and returns the journey in time order.
 //   - Statistics: per-minute counters per stage, dataset, source and node,
 //     each with a 64-bucket latency histogram (stats.go).
@@ -53,8 +54,10 @@
 // a Recorder's overlay is what lets a later record in the batch see an
 // earlier one (an unindexed Pebble batch cannot be read); a fold of the
 // object index also needs the calls staged earlier in the batch, which
-// the Recorder keeps. All tracking keys live below Config.Prefix (keys.go
-// has the layout). Open gives a standalone store with its own Pebble instance and
+// the Recorder keeps. All tracking keys live below Config.Prefix, but for
+// the object index's runs below Config.RunPrefix (keys.go has the layout);
+// with Config.RunIngest a fold ingests its runs before the batch commits,
+// which is safe because a replay folds again into the same bytes. Open gives a standalone store with its own Pebble instance and
 // Store.Update for tests and for nodes that keep tracking apart; both modes
 // share the code.
 //
@@ -84,7 +87,8 @@
 //     bytes on every node, whatever the batch boundaries (TestDeterminism,
 //     TestObjectIndexDeterminism). This includes when the object index
 //     folds: its counters are replicated state and its thresholds
-//     (Config.ObjectFold*) must be equal on every node. Queries therefore
+//     (Config.ObjectFold*) must be equal on every node; runs have the same
+//     keys and values whether ingested or written into the batch. Queries therefore
 //     return the same answer on every node that applied the same index.
 //   - Retention is range deletes over time-prefixed key ranges only
 //     (retention.go); the cutoff comes from a replicated command.

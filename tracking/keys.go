@@ -7,7 +7,9 @@ import (
 
 // Key layout. Every tracking key starts with the one prefix byte P given in
 // Config.Prefix (default 't'), so tracking owns the range [P, P+1) of the
-// Pebble instance it writes into, and then a table byte. Integers are
+// Pebble instance it writes into, and then a table byte; the object
+// index's runs alone live under a second prefix byte Q, Config.RunPrefix
+// (default 0xfe), in [Q, Q+1) (see "Runs" below for why). Integers are
 // big-endian so byte order equals numeric order; strings inside keys are
 // uvarint-length-prefixed (object ids and dimension values may contain any
 // byte, including 0x00). A tx id is the 16-byte binary form of its ULID,
@@ -21,8 +23,9 @@ import (
 //	rejection    P 'r' | ulid[16] | row u32 | seq u16                              Rejection (codec.go)
 //	tx index     P 'i' | day u32 | dim u8 | uvarint len | value | ulid[16]         empty
 //	obj staging  P 'S' | day u32 | ms u32 | ulid[16] | row u32 | stage u8          staged call (objects.go)
-//	obj runs     P 'R' | day u32 | run u32 | bucket u16                            run chunk   (objects.go)
+//	obj runs     Q 'R' | day u32 | run u32 | bucket u16                            run chunk   (objects.go)
 //	meta         P 'M' | name u8                                                   per name (objects.go)
+//	(read-only)  P 'R' | day u32 | run u32 | bucket u16                            run chunk: runs written before Q existed
 //	stats        P 's' | dim u8 | minute u32 | uvarint len | value | stage u8      statAgg   (stats.go)
 //	(retired)    P 'O' | ...  object index v2, one key per bucket per call: never reuse 'O'
 //	(retired)    P 'o' | ...  object index v1, one key per entry: never reuse 'o'
@@ -35,7 +38,7 @@ import (
 // prefix (either first or right after a fixed dimension byte), so
 // retention is a handful of DeleteRange calls (retention.go) and never a
 // scan. Meta holds a few fixed keys that live forever (metaObjects: the
-// object index's staging counters and run counter).
+// object index's staging counters, run counter and last expired day).
 //
 // # Object index
 //
@@ -74,8 +77,8 @@ import (
 // Runs ('R'): once the staged calls reach a threshold (Config.ObjectFold*:
 // entries, calls or bytes), the call that reaches it folds every staged
 // call (the ones committed and the ones staged earlier in the same batch,
-// plus itself) into one run per day present, inside the same batch, and
-// range-deletes the whole staging table. A run has one key per touched
+// plus itself) into one run per day present, ingested or inside the same
+// batch (see "Where runs go"), and range-deletes the whole staging table. A run has one key per touched
 // bucket: the concatenation of that bucket's chunks of every folded call
 // of that day, in call-identity order, each behind its call identity:
 //
@@ -91,6 +94,25 @@ import (
 // are flushed. Both steps are deterministic (the counters are read through
 // the Recorder's overlay), so every node writes the same bytes whatever
 // its batch boundaries.
+//
+// Where runs go (ingest.go): runs are the only tracking data that grows
+// with every row, and written through the batch they went through the
+// memtable, a flush and every compaction level with the rest of the
+// keyspace (measured: about half the cost of the object index). So they
+// live under their own prefix Q, which should be the last prefix in use in
+// the Pebble instance, and a fold with Config.RunIngest set writes its
+// runs as one sstable and ingests it. Run keys of later folds sort after
+// earlier ones (day, then the run counter), so the file overlaps nothing
+// and Pebble places it in the bottom level, where it stays until
+// retention deletes it: written once, never rewritten. The ingest happens
+// during the apply, before the batch commits; a crash in between replays
+// the entries, which fold again into the same run with the same bytes. A
+// failed ingest falls back to writing the same keys into the batch.
+// Ingested keys are older than every operation of the batch being built,
+// so a range deletion earlier in that batch would delete them where the
+// batch write would not: the only one that can cover runs is Expire, so a
+// fold never writes runs (nor stages calls) of a day before the last
+// Expire's day (objMeta.expired, replicated like the other counters).
 //
 // Looking an object up visits, for each day that holds data, each run of
 // that day (one seek to (day, run, bucket)) and each staged call of that
@@ -221,8 +243,9 @@ func appendKeyString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-// keys builds keys below one prefix byte.
-type keys struct{ p byte }
+// keys builds keys below the prefix bytes p (Config.Prefix) and q
+// (Config.RunPrefix, the object index's runs).
+type keys struct{ p, q byte }
 
 func (k keys) table(t byte) []byte { return []byte{k.p, t} }
 
@@ -287,23 +310,25 @@ const (
 	objRunKeyLen    = objDayPrefixLen + 4 + 2
 )
 
-// objDay returns P t day, the prefix of one day of object table t.
-func (k keys) objDay(t byte, day uint32) []byte {
-	b := append(make([]byte, 0, objStageKeyLen), k.p, t)
+// objDay returns p t day, the prefix of one day of object table t under
+// prefix byte p (k.p for staging and the read-only runs, k.q for runs).
+func objDay(p, t byte, day uint32) []byte {
+	b := append(make([]byte, 0, objStageKeyLen), p, t)
 	return appendU32(b, day)
 }
 
 // objStage returns the staging key of a call: P 'S' day ms ulid row stage.
 func (k keys) objStage(day, ms uint32, id [ulidLen]byte, row uint32, stage byte) []byte {
-	b := appendU32(k.objDay(tableObjStage, day), ms)
+	b := appendU32(objDay(k.p, tableObjStage, day), ms)
 	b = append(b, id[:]...)
 	b = appendU32(b, row)
 	return append(b, stage)
 }
 
-// objRun returns P 'R' day run bucket.
-func (k keys) objRun(day, run uint32, bucket uint16) []byte {
-	b := appendU32(k.objDay(tableObjRun, day), run)
+// objRun returns p 'R' day run bucket: a run key under prefix p (k.q, or
+// k.p for the read-only runs).
+func objRun(p byte, day, run uint32, bucket uint16) []byte {
+	b := appendU32(objDay(p, tableObjRun, day), run)
 	return appendU16(b, bucket)
 }
 

@@ -24,32 +24,47 @@ const (
 )
 
 // objMeta is the value of the meta key metaObjects: what is staged since
-// the last fold, and the id of the next run.
+// the last fold, the id of the next run, and the day before which Expire
+// deleted the object index (folds write nothing older: keys.go, "Where
+// runs go").
 type objMeta struct {
 	calls, entries, bytes uint64
 	run                   uint32
+	expired               uint32
 }
 
+// objMetaV2 is the version byte of an objMeta with the expired day;
+// version 1 (codecV1) values have none (expired 0).
+const objMetaV2 byte = 2
+
 func encodeObjMeta(b []byte, m *objMeta) []byte {
-	b = append(b, codecV1)
+	b = append(b, objMetaV2)
 	b = binary.AppendUvarint(b, m.calls)
 	b = binary.AppendUvarint(b, m.entries)
 	b = binary.AppendUvarint(b, m.bytes)
-	return binary.AppendUvarint(b, uint64(m.run))
+	b = binary.AppendUvarint(b, uint64(m.run))
+	return binary.AppendUvarint(b, uint64(m.expired))
 }
 
 func decodeObjMeta(v []byte) (objMeta, error) {
 	d := dec{b: v}
-	d.version()
+	ver := d.byte()
+	if d.err == nil && ver != codecV1 && ver != objMetaV2 {
+		d.fail()
+	}
 	m := objMeta{calls: d.uvarint(), entries: d.uvarint(), bytes: d.uvarint()}
 	run := d.uvarint()
-	if d.err == nil && (run > 1<<32-1 || len(d.b) != 0) {
+	var expired uint64
+	if ver == objMetaV2 {
+		expired = d.uvarint()
+	}
+	if d.err == nil && (run > 1<<32-1 || expired > 1<<32-1 || len(d.b) != 0) {
 		d.fail()
 	}
 	if d.err != nil {
 		return objMeta{}, fmt.Errorf("decode object index counters: %w", d.err)
 	}
-	m.run = uint32(run)
+	m.run, m.expired = uint32(run), uint32(expired)
 	return m, nil
 }
 
@@ -61,9 +76,6 @@ type objBatch struct {
 	// folded says the batch already folded, so the committed staged calls
 	// (still visible in Recorder.r) are gone.
 	folded bool
-	// expired is the day before which the batch expired committed staged
-	// calls (Expire).
-	expired uint32
 }
 
 // stagedCall is one staged RecordObjects call: its staging key and value.
@@ -97,6 +109,9 @@ func (rc *Recorder) stageObjects(key, v []byte, entries int) error {
 	if err != nil {
 		return err
 	}
+	if stagedDay(key) < m.expired {
+		return nil // retention already deleted that day
+	}
 	m.calls++
 	m.entries += uint64(entries)
 	m.bytes += uint64(len(v))
@@ -105,7 +120,7 @@ func (rc *Recorder) stageObjects(key, v []byte, entries int) error {
 		if err := rc.foldObjects(stagedCall{key: key, val: v}); err != nil {
 			return err
 		}
-		*m = objMeta{run: m.run + 1}
+		*m = objMeta{run: m.run + 1, expired: m.expired}
 	} else {
 		if err := rc.w.Set(key, v, nil); err != nil {
 			return err
@@ -129,7 +144,15 @@ type foldScratch struct {
 	calls []stagedCall
 	size  [objectBuckets]int
 	pos   [objectBuckets]int
-	out   []byte
+	out   []byte   // the run chunks of every day, in key order
+	runs  []runKey // their keys: run chunk i is out[runs[i-1].end:runs[i].end]
+}
+
+// runKey is the key of one run chunk of a fold and the end of its value
+// in foldScratch.out.
+type runKey struct {
+	key [objRunKeyLen]byte
+	end int
 }
 
 // foldObjects folds every staged call into runs: the committed ones (read
@@ -151,14 +174,16 @@ func (rc *Recorder) foldObjects(cur stagedCall) error {
 		rc.s.foldScratch.Store(fs)
 	}()
 	fs.arena, fs.spans, fs.calls = fs.arena[:0], fs.spans[:0], fs.calls[:0]
+	fs.out, fs.runs = fs.out[:0], fs.runs[:0]
 	k := rc.s.k
+	expired := rc.obj.meta.expired
 	if !rc.obj.folded {
 		// The staged bytes counted since the last fold bound the
 		// committed ones (plus their keys).
 		if n := int(rc.obj.meta.bytes + rc.obj.meta.calls*objStageKeyLen); cap(fs.arena) < n {
 			fs.arena = make([]byte, 0, n+n/8)
 		}
-		err := scan(rc.r, k.objDay(tableObjStage, rc.obj.expired), k.tableEnd(tableObjStage), false, func(it *pebble.Iterator) (bool, error) {
+		err := scan(rc.r, objDay(k.p, tableObjStage, expired), k.tableEnd(tableObjStage), false, func(it *pebble.Iterator) (bool, error) {
 			if len(it.Key()) != objStageKeyLen {
 				return false, errCorrupt
 			}
@@ -199,10 +224,15 @@ func (rc *Recorder) foldObjects(cur stagedCall) error {
 		for j < len(calls) && stagedDay(calls[j].key) == day {
 			j++
 		}
-		if err := rc.writeRun(fs, day, run, calls[i:j]); err != nil {
-			return err
+		if day >= expired {
+			if err := rc.buildRun(fs, day, run, calls[i:j]); err != nil {
+				return err
+			}
 		}
 		i = j
+	}
+	if err := rc.putRuns(fs); err != nil {
+		return err
 	}
 	if err := rc.w.DeleteRange(k.table(tableObjStage), k.tableEnd(tableObjStage), nil); err != nil {
 		return err
@@ -212,10 +242,10 @@ func (rc *Recorder) foldObjects(cur stagedCall) error {
 	return nil
 }
 
-// writeRun writes run run of day from calls (all of that day, by key):
-// for every touched bucket, the bucket's chunks of all calls, each behind
-// its call identity.
-func (rc *Recorder) writeRun(fs *foldScratch, day, run uint32, calls []stagedCall) error {
+// buildRun appends run run of day from calls (all of that day, by key) to
+// fs.out and fs.runs: for every touched bucket, the bucket's chunks of all
+// calls, each behind its call identity.
+func (rc *Recorder) buildRun(fs *foldScratch, day, run uint32, calls []stagedCall) error {
 	clear(fs.size[:])
 	for _, c := range calls {
 		err := forStagedChunks(c.val, func(b uint16, chunk []byte) {
@@ -225,17 +255,16 @@ func (rc *Recorder) writeRun(fs *foldScratch, day, run uint32, calls []stagedCal
 			return fmt.Errorf("staged objects %x: %w", c.key, err)
 		}
 	}
-	total := 0
+	base := len(fs.out)
+	total := base
 	for b, n := range fs.size {
 		if n > 0 {
 			fs.pos[b] = total
 			total += 1 + n
 		}
 	}
-	if cap(fs.out) < total {
-		fs.out = make([]byte, total)
-	}
-	out := fs.out[:total]
+	fs.out = slices.Grow(fs.out, total-base)[:total]
+	out := fs.out
 	for b, n := range fs.size {
 		if n > 0 {
 			out[fs.pos[b]] = codecV1
@@ -251,30 +280,66 @@ func (rc *Recorder) writeRun(fs *foldScratch, day, run uint32, calls []stagedCal
 			fs.pos[b] = p + copy(out[p:], chunk)
 		})
 	}
-	end := 0
 	for b, n := range fs.size {
 		if n == 0 {
 			continue
 		}
-		start := end
-		end = fs.pos[b]
-		if err := rc.w.Set(rc.s.k.objRun(day, run, uint16(b)), out[start:end], nil); err != nil {
-			return err
-		}
+		rk := runKey{end: fs.pos[b]}
+		copy(rk.key[:], objRun(rc.s.k.q, day, run, uint16(b)))
+		fs.runs = append(fs.runs, rk)
 	}
 	return nil
 }
 
-// expireObjects drops what Expire(before) deleted from the Recorder's
-// object-index state: the calls staged earlier in the batch for days
-// before before's, and (for a later fold) the committed ones.
-func (rc *Recorder) expireObjects(before time.Time) {
+// putRuns writes the runs built in fs: ingested as one sstable when the
+// store has a RunIngest, else (or if the ingest fails) into the batch.
+// Both write the same keys and values (keys.go, "Where runs go").
+func (rc *Recorder) putRuns(fs *foldScratch) error {
+	if len(fs.runs) == 0 {
+		return nil
+	}
+	write := func(add func(k, v []byte) error) error {
+		start := 0
+		for i := range fs.runs {
+			r := &fs.runs[i]
+			if err := add(r.key[:], fs.out[start:r.end]); err != nil {
+				return err
+			}
+			start = r.end
+		}
+		return nil
+	}
+	if ri := rc.s.ingest; ri != nil {
+		err := ri.ingest(write)
+		if err == nil {
+			return nil
+		}
+		rc.s.ingestErrors.Add(1)
+		rc.s.cfg.Logger.Warn("tracking: object index run not ingested, writing it through the batch", "error", err)
+	}
+	return write(func(k, v []byte) error { return rc.w.Set(k, v, nil) })
+}
+
+// expireObjects records that Expire(before) deleted the object index
+// before before's day: the counters keep the day (no later fold or call
+// writes older data), and the calls staged earlier in the batch for older
+// days are dropped.
+func (rc *Recorder) expireObjects(before time.Time) error {
 	if before.IsZero() {
-		return
+		return nil
 	}
 	day := unixDay(before)
-	rc.obj.expired = max(rc.obj.expired, day)
+	m, err := rc.objMeta()
+	if err != nil {
+		return err
+	}
 	rc.obj.staged = slices.DeleteFunc(rc.obj.staged, func(c stagedCall) bool { return stagedDay(c.key) < day })
+	if day <= m.expired {
+		return nil
+	}
+	m.expired = day
+	rc.buf = encodeObjMeta(rc.buf[:0], m)
+	return rc.w.Set(rc.s.k.meta(metaObjects), rc.buf, nil)
 }
 
 // stagedDir returns the directory of staged call v (nb entries of bucket
@@ -421,10 +486,10 @@ func (q *objectLookup) addChunk(day uint32, id, chunk []byte) error {
 	return nil
 }
 
-// firstDay returns the first day >= day of object table t that holds a
-// key, positioning it there.
-func (q *objectLookup) firstDay(it *pebble.Iterator, t byte, day uint32) (uint32, bool, error) {
-	if !it.SeekGE(q.s.k.objDay(t, day)) {
+// firstDay returns the first day >= day of object table t under prefix p
+// that holds a key, positioning it there.
+func (q *objectLookup) firstDay(it *pebble.Iterator, p, t byte, day uint32) (uint32, bool, error) {
+	if !it.SeekGE(objDay(p, t, day)) {
 		return 0, false, it.Error()
 	}
 	k := it.Key()
@@ -434,16 +499,16 @@ func (q *objectLookup) firstDay(it *pebble.Iterator, t byte, day uint32) (uint32
 	return binary.BigEndian.Uint32(k[2:]), true, nil
 }
 
-// runs adds the object's events of every run of day: one seek per run to
-// (day, run, bucket).
-func (q *objectLookup) runs(ctx context.Context, it *pebble.Iterator, day uint32) error {
-	prefix := q.s.k.objDay(tableObjRun, day)
+// runs adds the object's events of every run of day under prefix p: one
+// seek per run to (day, run, bucket).
+func (q *objectLookup) runs(ctx context.Context, it *pebble.Iterator, p byte, day uint32) error {
+	prefix := objDay(p, tableObjRun, day)
 	var run uint32
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		if !it.SeekGE(q.s.k.objRun(day, run, q.bucket)) {
+		if !it.SeekGE(objRun(p, day, run, q.bucket)) {
 			return it.Error()
 		}
 		k := it.Key()
@@ -476,7 +541,7 @@ func (q *objectLookup) runs(ctx context.Context, it *pebble.Iterator, day uint32
 
 // staged adds the object's events of every staged call of day.
 func (q *objectLookup) staged(ctx context.Context, it *pebble.Iterator, day uint32) error {
-	prefix := q.s.k.objDay(tableObjStage, day)
+	prefix := objDay(q.s.k.p, tableObjStage, day)
 	for ok := it.SeekGE(prefix); ok && bytes.HasPrefix(it.Key(), prefix); ok = it.Next() {
 		if err := ctx.Err(); err != nil {
 			return err

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"cmp"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -179,11 +180,14 @@ func testObjectIndexModel(t *testing.T, s *Store) {
 }
 
 // TestObjectIndexDeterminism feeds the same object calls, with repeats and
-// an Expire in the middle, to three stores with tiny fold thresholds: all
-// in one batch, one batch per call, and random batches. The keyspaces must
-// be byte-identical (folds happen at the same calls and write the same
-// runs whatever the batch boundaries), and hold both runs and staged
-// calls.
+// an Expire in the middle, to stores with tiny fold thresholds: all in one
+// batch, one batch per call, random batches, random batches with runs
+// written through the batch instead of ingested, and random batches each
+// first built and thrown away (a crash after the fold's ingest, before
+// the commit) and then applied. The keyspaces must be byte-identical
+// (folds happen at the same calls and write the same runs whatever the
+// batch boundaries and however the runs get in), and hold both runs and
+// staged calls.
 func TestObjectIndexDeterminism(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 5))
 	calls, _ := randomObjectCalls(rng, 40)
@@ -208,6 +212,8 @@ func TestObjectIndexDeterminism(t *testing.T) {
 	}
 	cfg := Config{ObjectFoldCalls: 5, ObjectFoldEntries: 900}
 	one, many, mixed := newMemStore(t, cfg), newMemStore(t, cfg), newMemStore(t, cfg)
+	batched, retried := newMemStore(t, cfg), newMemStore(t, cfg)
+	batched.ingest = nil
 	update(t, one, func(rec *Recorder) error {
 		for _, o := range ops {
 			if err := do(rec, o); err != nil {
@@ -219,17 +225,30 @@ func TestObjectIndexDeterminism(t *testing.T) {
 	for _, o := range ops {
 		update(t, many, func(rec *Recorder) error { return do(rec, o) })
 	}
+	errCrash := errors.New("crash before commit")
 	for i := 0; i < len(ops); {
 		n := 1 + rng.IntN(9)
-		update(t, mixed, func(rec *Recorder) error {
+		apply := func(rec *Recorder) error {
 			for _, o := range ops[i:min(i+n, len(ops))] {
 				if err := do(rec, o); err != nil {
 					return err
 				}
 			}
 			return nil
-		})
+		}
+		update(t, mixed, apply)
+		update(t, batched, apply)
+		if err := retried.Update(func(rec *Recorder) error { return errors.Join(apply(rec), errCrash) }); !errors.Is(err, errCrash) {
+			t.Fatalf("thrown-away batch: got %v, want %v", err, errCrash)
+		}
+		update(t, retried, apply)
 		i += n
+	}
+	if m := one.DB().Metrics(); m.Levels[len(m.Levels)-1].TablesIngested == 0 {
+		t.Errorf("tables ingested into the bottom level: got 0, want the runs")
+	}
+	if m := batched.DB().Metrics(); m.Levels[len(m.Levels)-1].TablesIngested != 0 {
+		t.Errorf("batched store: got ingested tables, want none")
 	}
 	a := dump(t, one)
 	tables := map[byte]int{}
@@ -239,7 +258,10 @@ func TestObjectIndexDeterminism(t *testing.T) {
 	if tables[tableObjStage] == 0 || tables[tableObjRun] == 0 {
 		t.Fatalf("keys per table: got %v, want staged calls and runs", tables)
 	}
-	for name, s := range map[string]*Store{"many": many, "mixed": mixed} {
+	for name, s := range map[string]*Store{"one": one, "many": many, "mixed": mixed, "batched": batched, "retried": retried} {
+		if n := s.RunIngestErrors(); n != 0 {
+			t.Errorf("%s: %d failed run ingests", name, n)
+		}
 		b := dump(t, s)
 		if len(a) != len(b) {
 			t.Fatalf("%s: got %d keys, one batch %d, want equal", name, len(b), len(a))
@@ -250,13 +272,14 @@ func TestObjectIndexDeterminism(t *testing.T) {
 			}
 		}
 	}
-	// Expired: no object key of the first day is left.
+	// Expired: no object key of the first day is left, not even of calls
+	// recorded after the Expire.
+	if !recordedAfter(calls[len(calls)/2:], objDay(0, 0, unixDay(cut)-1)) {
+		t.Fatal("no call after the Expire is of the expired day")
+	}
 	for _, kv := range a {
 		if k := kv[0]; (k[1] == tableObjStage || k[1] == tableObjRun) && binary.BigEndian.Uint32(k[2:]) < unixDay(cut) {
-			// Calls recorded after the Expire recreate their day.
-			if !recordedAfter(calls[len(calls)/2:], k) {
-				t.Errorf("object key %x of an expired day, not recorded after Expire", k)
-			}
+			t.Errorf("object key %x of an expired day", k)
 		}
 	}
 }

@@ -445,27 +445,26 @@ func (s *Store) Object(ctx context.Context, r Reader, objectID string, limit int
 		copy(q.after.tx[:], c[8:])
 	}
 	err = func() (err error) {
-		iter := func(t byte) (*pebble.Iterator, error) {
-			return r.NewIter(&pebble.IterOptions{LowerBound: s.k.table(t), UpperBound: s.k.tableEnd(t)})
-		}
-		runs, err := iter(tableObjRun)
-		if err != nil {
-			return err
-		}
-		defer func() {
-			if cerr := runs.Close(); err == nil {
-				err = cerr
+		// The object index's tables: runs, the read-only runs under the
+		// main prefix, and the staged calls (keys.go).
+		srcs := []struct {
+			p, t byte
+			it   *pebble.Iterator
+			day  uint32 // the first day >= the current one with a key
+			ok   bool   // false: no such day
+		}{{p: s.k.q, t: tableObjRun}, {p: s.k.p, t: tableObjRun}, {p: s.k.p, t: tableObjStage}}
+		for i := range srcs {
+			src := &srcs[i]
+			src.it, err = r.NewIter(&pebble.IterOptions{LowerBound: []byte{src.p, src.t}, UpperBound: []byte{src.p, src.t + 1}})
+			if err != nil {
+				return err
 			}
-		}()
-		staged, err := iter(tableObjStage)
-		if err != nil {
-			return err
+			defer func() {
+				if cerr := src.it.Close(); err == nil {
+					err = cerr
+				}
+			}()
 		}
-		defer func() {
-			if cerr := staged.Close(); err == nil {
-				err = cerr
-			}
-		}()
 		var day uint32
 		if q.after != nil {
 			day = q.after.day
@@ -473,32 +472,32 @@ func (s *Store) Object(ctx context.Context, r Reader, objectID string, limit int
 		// q.evs collects up to limit+1 events: the extra one says there
 		// is a next page. A day is read whole, then sorted.
 		for len(q.evs) <= limit {
-			rd, rok, err := q.firstDay(runs, tableObjRun, day)
-			if err != nil {
-				return err
-			}
-			sd, sok, err := q.firstDay(staged, tableObjStage, day)
-			if err != nil {
-				return err
-			}
-			switch {
-			case !rok && !sok:
-				return nil
-			case !rok:
-				day = sd
-			case !sok:
-				day = rd
-			default:
-				day = min(rd, sd)
-			}
-			n0 := len(q.evs)
-			if rok && rd == day {
-				if err := q.runs(ctx, runs, day); err != nil {
+			next, any := uint32(1<<32-1), false
+			for i := range srcs {
+				src := &srcs[i]
+				if src.day, src.ok, err = q.firstDay(src.it, src.p, src.t, day); err != nil {
 					return err
 				}
+				if src.ok {
+					next, any = min(next, src.day), true
+				}
 			}
-			if sok && sd == day {
-				if err := q.staged(ctx, staged, day); err != nil {
+			if !any {
+				return nil
+			}
+			day = next
+			n0 := len(q.evs)
+			for i := range srcs {
+				src := &srcs[i]
+				if !src.ok || src.day != day {
+					continue
+				}
+				if src.t == tableObjStage {
+					err = q.staged(ctx, src.it, day)
+				} else {
+					err = q.runs(ctx, src.it, src.p, day)
+				}
+				if err != nil {
 					return err
 				}
 			}

@@ -511,8 +511,7 @@ func (rc *Recorder) Expire(before time.Time) error {
 	if err := rc.s.Expire(rc.w, before); err != nil {
 		return rc.fail(err)
 	}
-	rc.expireObjects(before)
-	return nil
+	return rc.fail(rc.expireObjects(before))
 }
 
 func latest(a, b time.Time) time.Time {

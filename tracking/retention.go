@@ -37,6 +37,8 @@ func (s *Store) Expire(w Writer, before time.Time) error {
 	for _, t := range []byte{tableIndex, tableObjStage, tableObjRun, tableObjectV2, tableObjectV1} {
 		ranges = append(ranges, [2][]byte{{p, t}, appendU32([]byte{p, t}, day)})
 	}
+	q := s.k.q
+	ranges = append(ranges, [2][]byte{{q, tableObjRun}, appendU32([]byte{q, tableObjRun}, day)})
 	for _, d := range []byte{dimStage, dimDataset, dimSource, dimNode} {
 		ranges = append(ranges, [2][]byte{{p, tableStats, d}, appendU32([]byte{p, tableStats, d}, minute)})
 	}

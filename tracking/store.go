@@ -52,9 +52,13 @@ type Store struct {
 	db       *pebble.DB // standalone only
 	reader   Reader     // default Reader for queries (nil r)
 	wo       *pebble.WriteOptions
+	ingest   *runIngester // nil: folds write runs into the batch
 
 	writeErrors atomic.Int64
-	objScratch  sync.Pool // *objScratch, for RecordObjects
+	// ingestErrors counts folds whose runs could not be ingested and
+	// went through the batch instead.
+	ingestErrors atomic.Int64
+	objScratch   sync.Pool // *objScratch, for RecordObjects
 	// foldScratch is reused by folds of staged objects (objects.go). Not
 	// a sync.Pool: folds are rare enough that a GC between two would
 	// empty the pool, and the buffers are megabytes.
@@ -71,7 +75,13 @@ func New(cfg Config, r Reader) (*Store, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	s := &Store{cfg: cfg, k: keys{p: cfg.Prefix}, reader: r, wo: pebble.NoSync}
+	s := &Store{cfg: cfg, k: keys{p: cfg.Prefix, q: cfg.RunPrefix}, reader: r, wo: pebble.NoSync}
+	if cfg.RunIngest != nil {
+		var err error
+		if s.ingest, err = newRunIngester(cfg.RunIngest, cfg.Logger); err != nil {
+			return nil, err
+		}
+	}
 	for _, st := range cfg.RequiredStages {
 		s.required[st.code()-1] = true
 	}
@@ -92,16 +102,25 @@ func Open(cfg Config) (*Store, error) {
 	}
 	cache := pebble.NewCache(s.cfg.CacheSize)
 	defer cache.Unref()
-	db, err := pebble.Open(s.cfg.Dir, &pebble.Options{
+	opts := &pebble.Options{
 		FS:                 s.cfg.FS,
 		Cache:              cache,
 		FormatMajorVersion: pebble.FormatNewest,
 		Logger:             pebbleLogger{s.cfg.Logger.With("component", "tracking")},
-	})
+	}
+	db, err := pebble.Open(s.cfg.Dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open tracking store: %w", err)
 	}
 	s.db, s.reader = db, db
+	if s.ingest == nil {
+		ri := &RunIngest{DB: db, Options: opts, Dir: s.cfg.FS.PathJoin(s.cfg.Dir, "run-ingest")}
+		if s.ingest, err = newRunIngester(ri, s.cfg.Logger); err != nil {
+			_ = db.Close()
+			return nil, fmt.Errorf("open tracking store: %w", err)
+		}
+		s.cfg.RunIngest = ri
+	}
 	return s, nil
 }
 
@@ -131,6 +150,12 @@ func (s *Store) Cutoff(now time.Time) time.Time { return now.Add(-s.cfg.Retentio
 // WriteErrors returns how many Recorder calls failed since the store was
 // created.
 func (s *Store) WriteErrors() int64 { return s.writeErrors.Load() }
+
+// RunIngestErrors returns how many folds of the object index could not
+// ingest their runs since the store was created (they wrote them through
+// the batch instead: nothing is lost, but those runs are compacted like
+// other data).
+func (s *Store) RunIngestErrors() int64 { return s.ingestErrors.Load() }
 
 // Update records into a new batch of a standalone store and commits it
 // (NoSync unless Config.Sync). If fn fails nothing is committed.

@@ -54,20 +54,22 @@ func blk(st Stage, status BlockStatus, start time.Time, d time.Duration, in, out
 	return Block{Stage: st, Status: status, Started: start, Finished: start.Add(d), RowsIn: in, RowsOut: out, Node: "n1"}
 }
 
-// dump returns every key/value of the store's keyspace.
+// dump returns every key/value of the store's keyspace (both prefixes).
 func dump(t *testing.T, s *Store) [][2][]byte {
 	t.Helper()
 	var kvs [][2][]byte
-	err := scan(s.DB(), []byte{s.k.p}, []byte{s.k.p + 1}, false, func(it *pebble.Iterator) (bool, error) {
-		v, err := it.ValueAndErr()
+	for _, p := range []byte{s.k.p, s.k.q} {
+		err := scan(s.DB(), []byte{p}, []byte{p + 1}, false, func(it *pebble.Iterator) (bool, error) {
+			v, err := it.ValueAndErr()
+			if err != nil {
+				return false, err
+			}
+			kvs = append(kvs, [2][]byte{bytes.Clone(it.Key()), bytes.Clone(v)})
+			return true, nil
+		})
 		if err != nil {
-			return false, err
+			t.Fatalf("dump: %v", err)
 		}
-		kvs = append(kvs, [2][]byte{bytes.Clone(it.Key()), bytes.Clone(v)})
-		return true, nil
-	})
-	if err != nil {
-		t.Fatalf("dump: %v", err)
 	}
 	return kvs
 }
