@@ -391,32 +391,46 @@ func TestTrackingExpireReclaimsSpace(t *testing.T) {
 			ids[d] = append(ids[d], m.TxID)
 		}
 	}
-	lo, hi := []byte{prefixTracking}, []byte{prefixTracking + 1}
-	usage := func() uint64 {
+	// Both tracking ranges: the records, and the object index's runs
+	// (ingested as sstables; tracking/keys.go, "Where runs go").
+	usage := func() (n uint64, runs uint64) {
 		t.Helper()
 		if err := s.db.Flush(); err != nil {
 			t.Fatal(err)
 		}
-		if err := s.db.Compact(t.Context(), lo, hi, false); err != nil {
-			t.Fatal(err)
+		for _, p := range []byte{prefixTracking, prefixTrackingRuns} {
+			lo, hi := []byte{p}, []byte{p + 1}
+			if err := s.db.Compact(t.Context(), lo, hi, false); err != nil {
+				t.Fatal(err)
+			}
+			u, err := s.db.EstimateDiskUsage(lo, hi)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += u
+			if p == prefixTrackingRuns {
+				runs = u
+			}
 		}
-		n, err := s.db.EstimateDiskUsage(lo, hi)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return n
+		return n, runs
 	}
-	before := usage()
+	before, runsBefore := usage()
+	if runsBefore == 0 {
+		t.Fatal("object index runs on disk before expiry: got 0 bytes, want the folded days'")
+	}
 	cutoff := s.Tracking().Cutoff(start.Add(days * 24 * time.Hour)) // start of day 8
 	exp, err := EncodeTrackExpire(cutoff, "n1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	a.apply(start.Add(days*24*time.Hour), exp)
-	after := usage()
-	t.Logf("tracking bytes on disk: %d before expiry, %d after", before, after)
+	after, runsAfter := usage()
+	t.Logf("tracking bytes on disk: %d before expiry, %d after (object index runs: %d, %d)", before, after, runsBefore, runsAfter)
 	if after >= before/2 {
 		t.Errorf("tracking bytes after expiring 80%%: got %d, want < %d", after, before/2)
+	}
+	if runsAfter >= runsBefore/2 {
+		t.Errorf("object index run bytes after expiring 80%%: got %d, want < %d", runsAfter, runsBefore/2)
 	}
 	ctx := t.Context()
 	for _, tc := range []struct {
