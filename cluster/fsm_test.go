@@ -426,3 +426,28 @@ func randHex(i int) string {
 	}
 	return string(out)
 }
+
+// TestApplyBatchSize: the apply batch starts at twice the entry bytes,
+// then at what batches turned out to need per entry byte, within bounds.
+func TestApplyBatchSize(t *testing.T) {
+	f := &FSM{}
+	if got, want := f.batchSize(1<<20), 2<<20+1<<17; got != want {
+		t.Errorf("first batch for 1 MiB: got %d, want %d", got, want)
+	}
+	if got := f.batchSize(10); got != minApplyBatch {
+		t.Errorf("tiny entries: got %d, want %d", got, minApplyBatch)
+	}
+	if got := f.batchSize(1 << 30); got != maxApplyBatch {
+		t.Errorf("huge entries: got %d, want %d", got, maxApplyBatch)
+	}
+	f.observeBatch(100, 1<<20) // too small to learn from
+	if f.batchRatio != 0 {
+		t.Errorf("ratio after a 100-byte batch: got %v, want 0", f.batchRatio)
+	}
+	for range 50 {
+		f.observeBatch(1<<20, 3<<20)
+	}
+	if got := f.batchSize(1 << 20); got < 3<<20 || got > 3<<20+1<<18 {
+		t.Errorf("after batches of 3 bytes per entry byte: got %d, want about %d", got, 3<<20+1<<17)
+	}
+}
