@@ -43,11 +43,15 @@ type TrackingStats struct {
 	// BlocksProposed were committed; BlocksDropped were lost (queue full
 	// or failed proposal); WriteErrors failed in apply on this node.
 	BlocksProposed, BlocksDropped, WriteErrors int64
+	// RunIngestFallbacks counts folds of the object index on this node
+	// whose runs could not be ingested as an sstable and went through the
+	// apply batch instead (nothing lost; tracking.Store.RunIngestErrors).
+	RunIngestFallbacks int64
 }
 
 // TrackingStats returns the tracking counters; safe for concurrent use.
 func (c *Cluster) TrackingStats() TrackingStats {
-	st := TrackingStats{WriteErrors: c.store.TrackingWriteErrors()}
+	st := TrackingStats{WriteErrors: c.store.TrackingWriteErrors(), RunIngestFallbacks: c.store.Tracking().RunIngestErrors()}
 	if c.track != nil {
 		st.BlocksProposed, st.BlocksDropped = c.track.proposed.Load(), c.track.dropped.Load()
 	}

@@ -270,6 +270,10 @@ func registerTrackingMetrics(reg prometheus.Registerer, cl *cluster.Cluster) {
 			Help: "Tracking writes that failed during apply on this node (ingests are unaffected).",
 		}, func() float64 { return float64(cl.TrackingStats().WriteErrors) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "demandflow_tracking_run_ingest_fallbacks_total",
+			Help: "Object index folds whose runs could not be ingested as an sstable and were written through the apply batch (nothing is lost; see the node log).",
+		}, func() float64 { return float64(cl.TrackingStats().RunIngestFallbacks) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "demandflow_tracking_blocks_dropped_total",
 			Help: "Tracking blocks of stages after apply that were dropped (queue full or proposal failed).",
 		}, func() float64 { return float64(cl.TrackingStats().BlocksDropped) }),

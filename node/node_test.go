@@ -461,4 +461,10 @@ func TestAddrsFile(t *testing.T) {
 			t.Errorf("GET %s: got %d", p, r.status)
 		}
 	}
+	r := do(t, "GET", n.URL()+"/metrics", nil, nil)
+	for _, m := range []string{"demandflow_tracking_write_errors_total 0", "demandflow_tracking_run_ingest_fallbacks_total 0"} {
+		if !strings.Contains(string(r.body), m+"\n") {
+			t.Errorf("GET /metrics: no line %q", m)
+		}
+	}
 }
