@@ -41,17 +41,23 @@ func TestObjectBucketStable(t *testing.T) {
 // repeated at the end is folded twice (once with its original).
 func TestObjectIndexModel(t *testing.T) {
 	for _, tc := range []struct {
-		name string
-		cfg  Config
+		name   string
+		cfg    Config
+		legacy bool
 	}{
-		{"default", Config{}},
-		{"calls=3", Config{ObjectFoldCalls: 3}},
-		{"entries=700", Config{ObjectFoldEntries: 700}},
-		{"bytes=4096", Config{ObjectFoldBytes: 4096}},
+		{"default", Config{}, false},
+		{"calls=3", Config{ObjectFoldCalls: 3}, false},
+		{"entries=700", Config{ObjectFoldEntries: 700}, false},
+		{"bytes=4096", Config{ObjectFoldBytes: 4096}, false},
+		{"calls=3/legacy runs", Config{ObjectFoldCalls: 3}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newMemStore(t, tc.cfg)
-			testObjectIndexModel(t, s)
+			var prepare func(*testing.T, *Store)
+			if tc.legacy {
+				prepare = moveRunsToLegacy
+			}
+			testObjectIndexModel(t, s, prepare)
 			var staged, runs int
 			for _, kv := range dump(t, s) {
 				switch kv[0][1] {
@@ -114,7 +120,37 @@ func randomObjectCalls(rng *rand.Rand, n int) (calls []objCall, recorded []objCa
 	return calls, recorded
 }
 
-func testObjectIndexModel(t *testing.T, s *Store) {
+// moveRunsToLegacy moves the runs with an odd run number from Q 'R' to
+// P 'R', where runs were written before RunPrefix existed: lookups must
+// read both, also within one day.
+func moveRunsToLegacy(t *testing.T, s *Store) {
+	t.Helper()
+	b := s.DB().NewBatch()
+	defer b.Close()
+	moved := 0
+	for _, kv := range dump(t, s) {
+		k := kv[0]
+		if k[0] != s.k.q || k[1] != tableObjRun || binary.BigEndian.Uint32(k[objDayPrefixLen:])%2 == 0 {
+			continue
+		}
+		legacy := append([]byte{s.k.p}, k[1:]...)
+		if err := errors.Join(b.Delete(k, nil), b.Set(legacy, kv[1], nil)); err != nil {
+			t.Fatal(err)
+		}
+		moved++
+	}
+	if moved == 0 {
+		t.Fatal("no run to move")
+	}
+	if err := b.Commit(nil); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("moved %d run chunks to the read-only table", moved)
+}
+
+// testObjectIndexModel records random calls into s, calls prepare (if
+// set), and checks every object's journey against a model.
+func testObjectIndexModel(t *testing.T, s *Store, prepare func(*testing.T, *Store)) {
 	rng := rand.New(rand.NewPCG(7, 11))
 	calls, recorded := randomObjectCalls(rng, 60)
 	for _, c := range recorded {
@@ -134,6 +170,9 @@ func testObjectIndexModel(t *testing.T, s *Store) {
 		})
 	}
 
+	if prepare != nil {
+		prepare(t, s)
+	}
 	model := map[string][]ObjectEvent{}
 	seen := map[ObjectEvent]bool{}
 	for _, c := range calls {

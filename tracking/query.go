@@ -472,17 +472,17 @@ func (s *Store) Object(ctx context.Context, r Reader, objectID string, limit int
 		// q.evs collects up to limit+1 events: the extra one says there
 		// is a next page. A day is read whole, then sorted.
 		for len(q.evs) <= limit {
-			next, any := uint32(1<<32-1), false
+			next, found := uint32(1<<32-1), false
 			for i := range srcs {
 				src := &srcs[i]
 				if src.day, src.ok, err = q.firstDay(src.it, src.p, src.t, day); err != nil {
 					return err
 				}
 				if src.ok {
-					next, any = min(next, src.day), true
+					next, found = min(next, src.day), true
 				}
 			}
-			if !any {
+			if !found {
 				return nil
 			}
 			day = next
