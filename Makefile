@@ -64,7 +64,8 @@ clean:
 # Failover drill: a local 3-process cluster on 127.0.0.1, the leader
 # SIGKILLed 10 times under steady ingest; prints per-cycle detect/elect/
 # failover ms with median and worst, checks no acked row is lost or
-# duplicated (non-zero exit if one is) and writes bench/out/drill.json.
+# duplicated and every node tells the same object journey (non-zero exit
+# if not) and writes bench/out/drill.json.
 drill: build
 	./$(BIN) drill failover --nodes 3 --cycles 10 --json bench/out/drill.json
 

@@ -34,7 +34,10 @@ package bench
 // accepted rows per key once. At the end, after every node has applied the
 // leader's commit index, stored_rows is each node's local rows_accepted;
 // lost_rows = acked - min(stored), duplicate_rows = max(stored) - acked
-// (both clamped at 0).
+// (both clamped at 0). Then 64 acked rows, evenly spread, are looked up by
+// object id ("b-<row>") on every node (checkTracking): tracked_objects
+// counts them, tracking_mismatches those without exactly one accepted
+// apply event or with journeys that differ between nodes.
 
 import (
 	"context"
@@ -455,8 +458,85 @@ func RunFailoverDrill(ctx context.Context, cfg DrillConfig) (*DrillReport, error
 	}
 	cfg.Logf("writer stopped: %d rows acked in %d batches; waiting for every node to catch up", rep.AckedRows, rep.AckedBatches)
 	err = d.collectStored(ctx, rep)
+	if err == nil && len(rep.StoredRows) == rep.Nodes {
+		err = d.checkTracking(ctx, rep)
+	}
 	rep.finish()
 	return rep, err
+}
+
+// trackingSamples is how many acked rows' objects checkTracking looks up.
+const trackingSamples = 64
+
+// checkTracking looks the object ids of acked rows up on every node once
+// every node has applied everything (collectStored): each must have
+// exactly one accepted apply event, and every node must tell the same
+// journey (issue 4: identical answers after apply, also after SIGKILLed
+// leaders). The writer sends batch n as rows n*Batch.., each retried until
+// acked, so the acked rows are 0 .. AckedBatches*Batch-1; the sample is
+// evenly spread over them, first and last included.
+func (d *drill) checkTracking(ctx context.Context, rep *DrillReport) error {
+	total := int64(rep.AckedBatches) * int64(d.cfg.Batch)
+	if total == 0 {
+		return nil
+	}
+	var ids []int64
+	for i := range int64(trackingSamples) {
+		id := i * (total - 1) / (trackingSamples - 1)
+		if len(ids) == 0 || ids[len(ids)-1] != id {
+			ids = append(ids, id)
+		}
+	}
+	type event struct {
+		Time    time.Time `json:"time"`
+		TxID    string    `json:"tx_id"`
+		Row     int       `json:"row"`
+		Stage   string    `json:"stage"`
+		Outcome string    `json:"outcome"`
+	}
+	shown := 0
+	mismatch := func(format string, a ...any) {
+		rep.TrackingMismatches++
+		if shown < maxErrorSamples/2 {
+			shown++
+			rep.ErrorSamples = append(rep.ErrorSamples, "tracking: "+fmt.Sprintf(format, a...))
+		}
+	}
+	for _, id := range ids {
+		oid := (&Row{ID: id}).ObjectID()
+		var first []event
+		var firstNode string
+		for _, n := range d.cfg.Controller.Nodes() {
+			var res struct {
+				Events []event `json:"events"`
+			}
+			if err := d.getJSON(ctx, n.URL, "/v1/tracking/objects/"+url.PathEscape(oid), url.Values{"limit": {"100"}}, &res); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				mismatch("%s on %s: %v", oid, n.Name, err)
+				continue
+			}
+			applied := 0
+			for _, e := range res.Events {
+				if e.Stage == "apply" && e.Outcome == "accepted" {
+					applied++
+				}
+			}
+			if applied != 1 {
+				mismatch("%s on %s: %d accepted apply events, want 1", oid, n.Name, applied)
+				continue
+			}
+			if firstNode == "" {
+				first, firstNode = res.Events, n.Name
+			} else if !slices.Equal(res.Events, first) {
+				mismatch("%s: %s and %s tell different journeys: %v, %v", oid, firstNode, n.Name, first, res.Events)
+			}
+		}
+		rep.TrackedObjects++
+	}
+	d.cfg.Logf("tracking: %d objects looked up on every node, %d mismatches", rep.TrackedObjects, rep.TrackingMismatches)
+	return nil
 }
 
 // cycle runs one kill/restart cycle.

@@ -68,6 +68,13 @@ type DrillReport struct {
 	StoredRows    map[string]int64 `json:"stored_rows"`
 	LostRows      int64            `json:"lost_rows"`
 	DuplicateRows int64            `json:"duplicate_rows"`
+	// TrackedObjects is how many acked rows' object ids were looked up on
+	// every node after convergence (GET /v1/tracking/objects/{id});
+	// TrackingMismatches counts those whose journey was not exactly one
+	// accepted apply event, or differed between nodes (examples in
+	// ErrorSamples).
+	TrackedObjects     int `json:"tracked_objects"`
+	TrackingMismatches int `json:"tracking_mismatches"`
 	// WriteAttempts and FailedAttempts count every write attempt; Unacked
 	// is batches given up on (only when the drill was aborted).
 	WriteAttempts  int64 `json:"write_attempts"`
@@ -125,9 +132,11 @@ func median(xs []float64) float64 {
 }
 
 // OK reports whether every node stores exactly the acked rows: nothing
-// lost, nothing duplicated, every node counted.
+// lost, nothing duplicated, every node counted, and every node tells the
+// same one-apply journey of the sampled objects.
 func (r *DrillReport) OK() bool {
-	return r.LostRows == 0 && r.DuplicateRows == 0 && len(r.StoredRows) == r.Nodes && r.Unacked == 0
+	return r.LostRows == 0 && r.DuplicateRows == 0 && len(r.StoredRows) == r.Nodes && r.Unacked == 0 &&
+		r.TrackingMismatches == 0
 }
 
 // WriteJSON writes the report as indented JSON.
@@ -163,6 +172,7 @@ func (r *DrillReport) WriteTable(w io.Writer) error {
 	for _, n := range names {
 		fmt.Fprintf(w, "stored on %-6s %d\n", n+":", r.StoredRows[n])
 	}
+	fmt.Fprintf(w, "tracking: %d objects looked up on every node, %d mismatches\n", r.TrackedObjects, r.TrackingMismatches)
 	verdict := "OK: every acked row stored exactly once on every node"
 	if !r.OK() {
 		verdict = "FAIL"

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -32,12 +33,17 @@ type fakeCluster struct {
 	rows     int64
 	datasets map[string]bool
 	lose     int64 // rows the last node "loses" (for the verdict test)
-	timers   sync.WaitGroup
+	// objects maps an accepted row's object id to its apply event;
+	// trackSkew, if set, is a node that reports every journey with an
+	// extra event (for the tracking verdict test).
+	objects   map[string]map[string]any
+	trackSkew string
+	timers    sync.WaitGroup
 }
 
 func newFakeCluster(t *testing.T, n int) *fakeCluster {
 	f := &fakeCluster{srvs: map[string]*httptest.Server{}, down: map[string]bool{}, dead: map[string]bool{},
-		readyAt: map[string]time.Time{}, keys: map[string]int{}, datasets: map[string]bool{}}
+		readyAt: map[string]time.Time{}, keys: map[string]int{}, datasets: map[string]bool{}, objects: map[string]map[string]any{}}
 	for i := range n {
 		name := fmt.Sprintf("n%d", i+1)
 		f.names = append(f.names, name)
@@ -184,8 +190,24 @@ func (f *fakeCluster) handler(name string) http.Handler {
 				f.keys[key], replayed = n, false
 				f.rows += int64(n)
 				f.index++
+				for i, m := range objectIDRE.FindAllSubmatch(body, -1) {
+					f.objects[string(m[1])] = map[string]any{"time": time.Unix(int64(f.index), 0).UTC(), "tx_id": key,
+						"row": i + 1, "stage": "apply", "outcome": "accepted"}
+				}
 			}
 			js(w, 200, map[string]any{"tx_id": key, "accepted": f.keys[key], "node": name, "index": f.index, "replayed": replayed})
+		case strings.HasPrefix(p, "/v1/tracking/objects/"):
+			id := strings.TrimPrefix(p, "/v1/tracking/objects/")
+			ev, ok := f.objects[id]
+			if !ok {
+				js(w, 404, map[string]string{"error": "object " + id + " is not tracked"})
+				return
+			}
+			evs := []map[string]any{ev}
+			if name == f.trackSkew {
+				evs = append(evs, map[string]any{"time": ev["time"], "tx_id": "other", "row": 1, "stage": "validate", "outcome": "accepted"})
+			}
+			js(w, 200, map[string]any{"object_id": id, "events": evs, "node": name})
 		case strings.HasPrefix(p, "/v1/datasets/") && r.Method == http.MethodGet:
 			rows := f.rows
 			if name == f.names[len(f.names)-1] {
@@ -197,6 +219,8 @@ func (f *fakeCluster) handler(name string) http.Handler {
 		}
 	})
 }
+
+var objectIDRE = regexp.MustCompile(`"object_id":"([^"]+)"`)
 
 func fastDrill(f *fakeCluster, cycles int) DrillConfig {
 	return DrillConfig{Controller: f, Cycles: cycles, Batch: 20, Rate: 20000, Duration: 200 * time.Millisecond,
@@ -231,6 +255,9 @@ func TestRunFailoverDrill(t *testing.T) {
 	}
 	if len(rep.StoredRows) != 3 {
 		t.Errorf("stored_rows: got %v, want 3 nodes", rep.StoredRows)
+	}
+	if rep.TrackedObjects < 2 || rep.TrackingMismatches != 0 {
+		t.Errorf("tracking: %d objects checked, %d mismatches (%v), want >= 2 and 0", rep.TrackedObjects, rep.TrackingMismatches, rep.ErrorSamples)
 	}
 	for _, k := range []string{"failover_ms", "detect_ms", "elect_ms"} {
 		if _, ok := rep.Summary[k]; !ok {
@@ -281,6 +308,28 @@ func TestRunFailoverDrillLostRows(t *testing.T) {
 	}
 	if rep.OK() || rep.LostRows != 7 || rep.DuplicateRows != 0 {
 		t.Errorf("got ok=%v lost=%d dup=%d, want not ok, 7 lost, 0 dup", rep.OK(), rep.LostRows, rep.DuplicateRows)
+	}
+}
+
+// TestRunFailoverDrillTrackingMismatch: a node whose object journeys
+// differ from the others' fails the drill, with examples.
+func TestRunFailoverDrillTrackingMismatch(t *testing.T) {
+	f := newFakeCluster(t, 3)
+	f.trackSkew = "n2"
+	rep, err := RunFailoverDrill(t.Context(), fastDrill(f, 0))
+	if err != nil {
+		t.Fatalf("a tracking mismatch is a verdict, not an error: got %v", err)
+	}
+	if rep.OK() || rep.LostRows != 0 || rep.TrackedObjects == 0 || rep.TrackingMismatches != rep.TrackedObjects {
+		t.Errorf("got ok=%v lost=%d tracked=%d mismatches=%d, want not ok, 0 lost, every object a mismatch",
+			rep.OK(), rep.LostRows, rep.TrackedObjects, rep.TrackingMismatches)
+	}
+	found := false
+	for _, e := range rep.ErrorSamples {
+		found = found || strings.Contains(e, "tracking: ") && strings.Contains(e, "n2")
+	}
+	if !found {
+		t.Errorf("error samples name no tracking mismatch on n2: %q", rep.ErrorSamples)
 	}
 }
 

@@ -9,6 +9,9 @@ import (
 	"github.com/demandflow/demandflow/client"
 )
 
+// maxErrorSamples bounds the error texts kept in a drill report.
+const maxErrorSamples = 20
+
 // drillWriter is the drill's steady ingest: one goroutine sending batch
 // after batch, each retried with the same Idempotency-Key, to the next node
 // on every failure, until it is acked. It records every attempt so the
@@ -148,7 +151,7 @@ func (w *drillWriter) fail(err error) {
 	w.attempts++
 	w.fails = append(w.fails, now)
 	w.lastErr = err
-	if len(w.errs) < 20 {
+	if len(w.errs) < maxErrorSamples {
 		w.errs = append(w.errs, now.UTC().Format("15:04:05.000")+" "+err.Error())
 	}
 }

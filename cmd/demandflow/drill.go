@@ -493,7 +493,7 @@ func newDrillCmd() *cobra.Command {
 	o := &drillOpts{}
 	fo := &cobra.Command{
 		Use:   "failover [--nodes 3] [--cycles N] [--attach URL,...] [--json FILE]",
-		Short: "Kill the Raft leader N times under steady ingest; measure failover; check no acked row is lost or duplicated",
+		Short: "Kill the Raft leader N times under steady ingest; measure failover; check no acked row is lost or duplicated and every node tracks it alike",
 		Long: `Failover starts a local cluster of --nodes processes of this binary on
 127.0.0.1 (OS-chosen ports, data in a temp dir, logs in <dir>/nK.log), keeps
 a writer ingesting batches of --batch rows at --rate rows/s (every batch
@@ -507,7 +507,10 @@ leader, SIGKILLs it, measures
 
 then restarts the killed node on its data dir (same ports if free) and
 waits until it is ready and caught up. At the end every node's stored row
-count is compared with the acked rows (lost_rows, duplicate_rows).
+count is compared with the acked rows (lost_rows, duplicate_rows), and 64
+acked rows spread over the run are looked up by object id on every node:
+each must have exactly one accepted apply event and the same journey on
+every node (tracked_objects, tracking_mismatches).
 
 --attach URL,... drills a cluster run elsewhere. The drill does not own
 those processes: give --kill-cmd and --restart-cmd, shell commands run
