@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -384,5 +385,32 @@ func TestRecordAppliedMatchesRecordObjects(t *testing.T) {
 	evs, _, err := b.Object(t.Context(), nil, "b-1002", 0, "")
 	if err != nil || len(evs) != 1 || evs[0].Row != 5 || evs[0].Stage != StageApply {
 		t.Fatalf("lookup: got %+v %v, want one apply event at row 5", evs, err)
+	}
+}
+
+// TestRecordObjectsInvalid: an unknown stage or outcome, or a row out of
+// range, fails the call with ErrInvalid naming what is wrong, and writes
+// nothing.
+func TestRecordObjectsInvalid(t *testing.T) {
+	s := newMemStore(t, Config{})
+	at := t0
+	for _, tc := range []struct {
+		e    ObjectEntry
+		want string
+	}{
+		{ObjectEntry{ObjectID: "o-1", Stage: "shipping", Outcome: OutcomeAccepted}, `object "o-1": unknown stage "shipping"`},
+		{ObjectEntry{ObjectID: "o-2", Stage: StageApply, Outcome: "lost"}, `object "o-2": unknown outcome "lost"`},
+		{ObjectEntry{ObjectID: "o-3", Row: -1, Stage: StageApply, Outcome: OutcomeAccepted}, "row -1 out of range"},
+	} {
+		err := s.Update(func(rec *Recorder) error {
+			return rec.RecordObjects(txid(at, 1), "ds", at, []ObjectEntry{
+				{ObjectID: "ok", Stage: StageApply, Outcome: OutcomeAccepted}, tc.e})
+		})
+		if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: got %v, want ErrInvalid with %q", tc.e, err, tc.want)
+		}
+	}
+	if kvs := dump(t, s); len(kvs) != 0 {
+		t.Errorf("keys after invalid calls: got %d, want 0", len(kvs))
 	}
 }

@@ -331,17 +331,38 @@ func (rc *Recorder) RecordApplied(txID string, dataset string, at time.Time, ids
 // objectSource is what recordObjects reads entries from.
 type objectSource interface {
 	len() int
-	// entry returns entry i; id "" means no entry.
-	entry(i int) (id string, row int, stage Stage, outcome Outcome, field, reason string)
+	// entry returns entry i: its object id ("" means no entry), row and
+	// code (stage<<2 | outcome), or an error naming an unknown stage or
+	// outcome.
+	entry(i int) (id string, row int, code byte, err error)
+	// id returns entry i's object id (entry i has one).
+	id(i int) string
+	// reject returns the field and reason of rejected entry i.
+	reject(i int) (field, reason string)
 }
 
 type entrySource []ObjectEntry
 
 func (es entrySource) len() int { return len(es) }
-func (es entrySource) entry(i int) (string, int, Stage, Outcome, string, string) {
+func (es entrySource) entry(i int) (string, int, byte, error) {
 	e := &es[i]
-	return e.ObjectID, e.Row, e.Stage, e.Outcome, e.Field, e.Reason
+	if e.ObjectID == "" {
+		return "", 0, 0, nil
+	}
+	stc, oc := e.Stage.code(), e.Outcome.code()
+	if stc == 0 {
+		return "", 0, 0, fmt.Errorf("object %q: unknown stage %q", e.ObjectID, e.Stage)
+	}
+	if oc == 0 {
+		return "", 0, 0, fmt.Errorf("object %q: unknown outcome %q", e.ObjectID, e.Outcome)
+	}
+	return e.ObjectID, e.Row, stc<<2 | oc, nil
 }
+func (es entrySource) id(i int) string               { return es[i].ObjectID }
+func (es entrySource) reject(i int) (string, string) { return es[i].Field, es[i].Reason }
+
+// appliedCode is the code of every entry of RecordApplied.
+var appliedCode = StageApply.code()<<2 | OutcomeAccepted.code()
 
 type columnSource struct {
 	ids  ObjectColumn
@@ -349,12 +370,14 @@ type columnSource struct {
 }
 
 func (c columnSource) len() int { return c.ids.Len() }
-func (c columnSource) entry(i int) (string, int, Stage, Outcome, string, string) {
+func (c columnSource) entry(i int) (string, int, byte, error) {
 	if c.ids.IsNull(i) {
-		return "", 0, "", "", "", ""
+		return "", 0, 0, nil
 	}
-	return c.ids.Value(i), int(c.rows.Value(i)), StageApply, OutcomeAccepted, "", ""
+	return c.ids.Value(i), int(c.rows.Value(i)), appliedCode, nil
 }
+func (c columnSource) id(i int) string             { return c.ids.Value(i) }
+func (c columnSource) reject(int) (string, string) { return "", "" }
 
 // noBucket marks an entry without an object id in objScratch.bk.
 const noBucket = 0xffff
@@ -410,23 +433,23 @@ func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, src object
 	// Pass 1: validate, bucket, size every chunk's body.
 	total, entries := 0, 0
 	for i := range n {
-		oid, row, stage, outcome, field, reason := src.entry(i)
+		oid, row, code, err := src.entry(i)
+		if err != nil {
+			return fmt.Errorf("%w: transaction %s: %w", ErrInvalid, txID, err)
+		}
 		if oid == "" {
 			bks[i] = noBucket
 			continue
 		}
-		stc, oc := stage.code(), outcome.code()
-		if stc == 0 {
-			return fmt.Errorf("%w: transaction %s: object %q: unknown stage %q", ErrInvalid, txID, oid, stage)
-		}
-		if oc == 0 {
-			return fmt.Errorf("%w: transaction %s: object %q: unknown outcome %q", ErrInvalid, txID, oid, outcome)
-		}
 		if row < 0 || int64(row) > 1<<32-1 {
 			return fmt.Errorf("%w: transaction %s: row %d out of range", ErrInvalid, txID, row)
 		}
+		var field, reason string
+		if code&3 == 2 {
+			field, reason = src.reject(i)
+		}
 		bk := objectBucket(oid)
-		code := stc<<2 | oc
+		stc := code >> 2
 		bks[i], codes[i] = bk, code
 		sh, d := 0, int64(row)
 		if sc.n[bk] > 0 {
@@ -495,7 +518,11 @@ func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, src object
 		if bk == noBucket {
 			continue
 		}
-		oid, _, _, _, field, reason := src.entry(i)
+		var field, reason string
+		if codes[i]&3 == 2 {
+			field, reason = src.reject(i)
+		}
+		oid := src.id(i)
 		p := sc.pos[bk]
 		sc.pos[bk] = p + len(appendObjectEntry(buf[p:p], oid, field, reason, int(shared[i]), delta[i], codes[i]))
 	}
