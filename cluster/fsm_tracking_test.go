@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -502,5 +503,117 @@ func BenchmarkApplyIngestTracking(b *testing.B) {
 				b.Fatalf("tracking write errors: %d", n)
 			}
 		})
+	}
+}
+
+// TestObjectFoldCrashBeforeCommit: a fold of the object index ingests its
+// run sstable during the apply, before the batch commits. A node that dies
+// in between (simulated: the batch is dropped and the store closed, with
+// the ingested file on disk) reopens, replays the entries from its applied
+// index and must end byte-identical to a node that never crashed, with the
+// same object journeys.
+func TestObjectFoldCrashBeforeCommit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("applies 80 ingest entries to two on-disk stores")
+	}
+	const entries, rowsPer, perBatch = 80, 40, 10 // default fold: every 64th call
+	mem := checkedMem(t)
+	sc := testSchema("orders", "")
+	start := testTime.Truncate(time.Hour)
+	var batches [][][]byte // per Raft batch, its entries
+	batches = append(batches, [][]byte{mustCreate(t, sc)})
+	var objects []string
+	for i := 0; i < entries; i += perBatch {
+		var es [][]byte
+		for j := i; j < i+perBatch; j++ {
+			rows := benchRows(rowsPer, j)
+			objects = append(objects, rows[0].obj, rows[rowsPer-1].obj)
+			b := buildBatch(t, mem, &sc, rows, rowsPer, nil)
+			es = append(es, mustIngest(t, trackMeta("orders", start.Add(time.Duration(j)*time.Second)), &sc, b, 0)...)
+			b.Release()
+		}
+		batches = append(batches, es)
+	}
+	logsOf := func(first uint64, n int, es [][]byte) []*raft.Log {
+		logs := make([]*raft.Log, len(es))
+		for j, e := range es {
+			logs[j] = &raft.Log{Index: first + uint64(j), Term: 1, Type: raft.LogCommand, Data: e,
+				AppendedAt: start.Add(time.Duration(n)*time.Minute + time.Duration(j)*time.Millisecond)}
+		}
+		return logs
+	}
+	open := func(dir string) (*Store, *FSM) {
+		s, err := OpenStore(StoreConfig{Dir: dir, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s, NewFSM(s, testLogger(t))
+	}
+	runsOnDisk := func(s *Store) int {
+		n := 0
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixTrackingRuns}, UpperBound: []byte{prefixTrackingRuns + 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for ok := it.First(); ok; ok = it.Next() {
+			n++
+		}
+		if err := it.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+
+	ref, refFSM := open(t.TempDir())
+	t.Cleanup(func() { _ = ref.Close() })
+	dir := t.TempDir()
+	crashed, f := open(dir)
+	idx := uint64(1)
+	crashedAt := -1
+	for n, es := range batches {
+		logs := logsOf(idx, n, es)
+		refFSM.ApplyBatch(logs)
+		if crashedAt < 0 && runsOnDisk(ref) > 0 {
+			// The fold happens in this batch: apply it on the other store
+			// without committing, then "crash".
+			crashedAt = n
+			ac := crashed.newApplyCtx(1 << 20)
+			for _, l := range logs {
+				f.apply(ac, l)
+			}
+			ac.close()
+			if got := runsOnDisk(crashed); got == 0 {
+				t.Fatal("no run ingested before the commit: the crash would test nothing")
+			}
+			if err := crashed.Close(); err != nil {
+				t.Fatal(err)
+			}
+			crashed, f = open(dir)
+			if got := crashed.AppliedIndex(); got != idx-1 {
+				t.Fatalf("applied index after the crash: got %d, want %d", got, idx-1)
+			}
+		}
+		f.ApplyBatch(logs)
+		idx += uint64(len(es))
+	}
+	t.Cleanup(func() { _ = crashed.Close() })
+	if crashedAt < 0 {
+		t.Fatal("no fold happened: raise the number of entries")
+	}
+	if got, want := dumpKeyspace(t, crashed), dumpKeyspace(t, ref); got != want {
+		t.Errorf("keyspace after the crash and replay (crashed in batch %d) differs from the node that did not crash", crashedAt)
+	}
+	for _, id := range objects {
+		a, _, err := crashed.Tracking().Object(t.Context(), nil, id, 0, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _, err := ref.Tracking().Object(t.Context(), nil, id, 0, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(a) != 1 || !slices.Equal(a, b) {
+			t.Fatalf("object %s: crashed node %v, other node %v, want the same single apply event", id, a, b)
+		}
 	}
 }
