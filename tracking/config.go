@@ -62,6 +62,15 @@ type Config struct {
 	ObjectFoldCalls   int
 	ObjectFoldBytes   int
 
+	// VolatileStaging keeps the object index's staged calls in memory
+	// instead of writing them into the batch (keys.go, "Volatile
+	// staging"): the caller must call Recorder.Published after each
+	// commit, persist them with Store.PersistStaged before a snapshot of
+	// the state, and rebuild them after a restart with NewRestager from
+	// whatever it keeps durable (the FSM: the Raft log). Default false:
+	// staged calls go through the batch.
+	VolatileStaging bool
+
 	// Dir is the data directory of a standalone store (Open only).
 	Dir string
 	// FS is the file system of a standalone store (Open only). Default

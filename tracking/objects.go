@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -112,6 +113,10 @@ func (rc *Recorder) stageObjects(key, v []byte, entries int) error {
 	if stagedDay(key) < m.expired {
 		return nil // retention already deleted that day
 	}
+	if rc.restage {
+		rc.keepStaged(key, v)
+		return nil
+	}
 	m.calls++
 	m.entries += uint64(entries)
 	m.bytes += uint64(len(v))
@@ -122,20 +127,116 @@ func (rc *Recorder) stageObjects(key, v []byte, entries int) error {
 		}
 		*m = objMeta{run: m.run + 1, expired: m.expired}
 	} else {
-		if err := rc.w.Set(key, v, nil); err != nil {
-			return err
+		if !rc.s.cfg.VolatileStaging {
+			if err := rc.w.Set(key, v, nil); err != nil {
+				return err
+			}
 		}
-		c := stagedCall{key: key, val: bytes.Clone(v)}
-		i, found := slices.BinarySearchFunc(rc.obj.staged, key, func(c stagedCall, k []byte) int { return bytes.Compare(c.key, k) })
-		if found {
-			rc.obj.staged[i] = c
-		} else {
-			rc.obj.staged = slices.Insert(rc.obj.staged, i, c)
-		}
+		rc.keepStaged(key, v)
 	}
 	rc.buf = encodeObjMeta(rc.buf[:0], m)
 	return rc.w.Set(rc.s.k.meta(metaObjects), rc.buf, nil)
 }
+
+// keepStaged adds a staged call to the batch's list (a later call with
+// the same key replaces it), copying key and v.
+func (rc *Recorder) keepStaged(key, v []byte) {
+	c := stagedCall{key: bytes.Clone(key), val: bytes.Clone(v)}
+	i, found := slices.BinarySearchFunc(rc.obj.staged, key, func(c stagedCall, k []byte) int { return bytes.Compare(c.key, k) })
+	if found {
+		rc.obj.staged[i] = c
+	} else {
+		rc.obj.staged = slices.Insert(rc.obj.staged, i, c)
+	}
+}
+
+// volStage holds the committed staged calls of a store with
+// Config.VolatileStaging, by key. Published replaces the slice (never
+// mutates it in place), so a reader may keep the one it got.
+type volStage struct {
+	mu    sync.RWMutex
+	calls []stagedCall
+}
+
+// get returns the current calls (do not modify).
+func (v *volStage) get() []stagedCall {
+	v.mu.RLock()
+	defer v.mu.RUnlock()
+	return v.calls
+}
+
+// Published tells the Recorder that its batch committed. With
+// Config.VolatileStaging the calls it staged join the store's in-memory
+// staged calls (after a fold in the batch they replace them, as the
+// fold's range deletion replaces the staging table), and calls of days
+// expired in the batch leave them. Without VolatileStaging it does
+// nothing. Call it once per committed batch, before the next Recorder
+// records; never for a batch that was not committed.
+func (rc *Recorder) Published() {
+	if !rc.s.cfg.VolatileStaging || (len(rc.obj.staged) == 0 && !rc.obj.folded && rc.obj.meta == nil) {
+		return
+	}
+	v := &rc.s.vol
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	var calls []stagedCall
+	if !rc.obj.folded {
+		calls = slices.Clone(v.calls)
+	}
+	for _, c := range rc.obj.staged {
+		i, found := slices.BinarySearchFunc(calls, c.key, func(c stagedCall, k []byte) int { return bytes.Compare(c.key, k) })
+		if found {
+			calls[i] = c
+		} else {
+			calls = slices.Insert(calls, i, c)
+		}
+	}
+	if m := rc.obj.meta; m != nil && m.expired > 0 {
+		calls = slices.DeleteFunc(calls, func(c stagedCall) bool { return stagedDay(c.key) < m.expired })
+	}
+	v.calls = calls
+	rc.obj.staged, rc.obj.folded = nil, false
+}
+
+// NewRestager returns a Recorder that only rebuilds staged calls of the
+// object index in memory, for a store with Config.VolatileStaging: after
+// a restart, the caller records again (RecordObjects, RecordApplied) the
+// calls of what it applied since the staged calls were last persisted or
+// folded, reading the committed state r, then calls Published. It writes
+// nothing, counts nothing and never folds: the counters already include
+// those calls. Calls of expired days are dropped.
+func (s *Store) NewRestager(r Reader) *Recorder {
+	rc := s.NewRecorder(r, nil)
+	rc.restage = true
+	return rc
+}
+
+// PersistStaged writes the in-memory staged calls of a store with
+// Config.VolatileStaging into the staging table through w (for a snapshot
+// of the state, which must carry them); after w commits, call
+// DropStaged. Both are no-ops without VolatileStaging.
+func (s *Store) PersistStaged(w Writer) error {
+	if !s.cfg.VolatileStaging {
+		return nil
+	}
+	for _, c := range s.vol.get() {
+		if err := w.Set(c.key, c.val, nil); err != nil {
+			return fmt.Errorf("tracking: persist staged objects: %w", err)
+		}
+	}
+	return nil
+}
+
+// DropStaged forgets the in-memory staged calls: after PersistStaged
+// committed, or when the whole state was replaced (snapshot restore).
+func (s *Store) DropStaged() {
+	s.vol.mu.Lock()
+	s.vol.calls = nil
+	s.vol.mu.Unlock()
+}
+
+// StagedInMemory returns how many staged calls are held in memory.
+func (s *Store) StagedInMemory() int { return len(s.vol.get()) }
 
 // foldScratch is foldObjects' working memory, kept in the Store.
 type foldScratch struct {
@@ -202,6 +303,15 @@ func (rc *Recorder) foldObjects(cur stagedCall) error {
 	}
 	for _, sp := range fs.spans {
 		fs.calls = append(fs.calls, stagedCall{key: fs.arena[sp[0]:sp[1]], val: fs.arena[sp[2]:sp[3]]})
+	}
+	if !rc.obj.folded {
+		// The committed calls held in memory (VolatileStaging), which
+		// sort in with the table's (a persisted copy has the same key).
+		for _, c := range rc.s.vol.get() {
+			if stagedDay(c.key) >= expired {
+				fs.calls = append(fs.calls, c)
+			}
+		}
 	}
 	calls := append(append(fs.calls, rc.obj.staged...), cur)
 	// Stable: of equal keys the later (the batch's, then cur) is last.

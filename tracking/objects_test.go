@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
 )
 
 // TestObjectBucketStable pins the object-index hash: it is part of the
@@ -412,5 +414,115 @@ func TestRecordObjectsInvalid(t *testing.T) {
 	}
 	if kvs := dump(t, s); len(kvs) != 0 {
 		t.Errorf("keys after invalid calls: got %d, want 0", len(kvs))
+	}
+}
+
+// TestVolatileStaging: with Config.VolatileStaging staged calls stay out
+// of Pebble, yet lookups answer as a store that writes them; persisting
+// them (as before a snapshot) and rebuilding them after a restart with a
+// Restager (from the calls since the last fold) both keep the answers.
+func TestVolatileStaging(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 4))
+	calls, recorded := randomObjectCalls(rng, 40)
+	cfg := Config{ObjectFoldCalls: 9}
+	ref := newMemStore(t, cfg)
+	vcfg := cfg
+	vcfg.VolatileStaging = true
+	vcfg.FS, vcfg.Dir = vfs.NewMem(), "tracking"
+	vol := newMemStore(t, vcfg)
+	for _, s := range []*Store{ref, vol} {
+		for _, c := range recorded {
+			update(t, s, func(rec *Recorder) error {
+				return rec.RecordTransaction(Transaction{ID: c.tx, Dataset: c.ds, Source: SourceHTTP})
+			})
+		}
+	}
+	lastFold := -1
+	for i, c := range calls {
+		for _, s := range []*Store{ref, vol} {
+			update(t, s, func(rec *Recorder) error { return rec.RecordObjects(c.tx, c.ds, c.at, c.es) })
+		}
+		if vol.StagedInMemory() == 0 {
+			lastFold = i
+		}
+	}
+	staged := vol.StagedInMemory()
+	if lastFold < 0 || staged == 0 {
+		t.Fatalf("want folds and calls staged after the last one: last fold at call %d, %d staged", lastFold, staged)
+	}
+	for _, kv := range dump(t, vol) {
+		if kv[0][1] == tableObjStage {
+			t.Fatalf("staged call %x in Pebble with VolatileStaging", kv[0])
+		}
+	}
+	journeys := func(s *Store) string {
+		t.Helper()
+		var b strings.Builder
+		for _, c := range calls {
+			for _, e := range c.es[:min(3, len(c.es))] { // a sample: keeps -race quick
+				if e.ObjectID == "" {
+					continue
+				}
+				evs, _, err := s.Object(t.Context(), nil, e.ObjectID, MaxLimit, "")
+				if err != nil {
+					t.Fatal(err)
+				}
+				fmt.Fprintln(&b, e.ObjectID, evs)
+			}
+		}
+		return b.String()
+	}
+	want := journeys(ref)
+	if got := journeys(vol); got != want {
+		t.Fatal("journeys with volatile staging differ from the store that writes staged calls")
+	}
+
+	// Restart without persisting: the calls since the last fold are gone
+	// until a Restager records them again.
+	if err := vol.Close(); err != nil {
+		t.Fatal(err)
+	}
+	vol, err := Open(vcfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = vol.Close() })
+	if got := journeys(vol); got == want {
+		t.Fatal("journeys right after the restart: want the unfolded calls missing")
+	}
+	rs := vol.NewRestager(vol.DB())
+	for _, c := range calls[lastFold+1:] {
+		if err := rs.RecordObjects(c.tx, c.ds, c.at, c.es); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rs.Published()
+	if got := vol.StagedInMemory(); got != staged {
+		t.Errorf("staged calls rebuilt: got %d, want %d", got, staged)
+	}
+	if got := journeys(vol); got != want {
+		t.Fatal("journeys after the rebuild differ")
+	}
+
+	// Persist (as before a snapshot): into the staging table, and the
+	// same answers; a later fold takes them from there.
+	b := vol.DB().NewBatch()
+	if err := vol.PersistStaged(b); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Commit(nil); err != nil {
+		t.Fatal(err)
+	}
+	vol.DropStaged()
+	if got := journeys(vol); got != want {
+		t.Fatal("journeys after persisting differ")
+	}
+	for _, c := range calls[:20] { // again: repeats are one event, and fold at least once
+		for _, s := range []*Store{ref, vol} {
+			update(t, s, func(rec *Recorder) error { return rec.RecordObjects(c.tx, c.ds, c.at, c.es) })
+		}
+	}
+	if got, want := journeys(vol), journeys(ref); got != want {
+		t.Fatal("journeys after folding persisted calls differ")
 	}
 }

@@ -465,6 +465,9 @@ func (s *Store) Object(ctx context.Context, r Reader, objectID string, limit int
 				}
 			}()
 		}
+		// And the staged calls held in memory (Config.VolatileStaging),
+		// by key like the staging table.
+		vol := s.vol.get()
 		var day uint32
 		if q.after != nil {
 			day = q.after.day
@@ -482,11 +485,28 @@ func (s *Store) Object(ctx context.Context, r Reader, objectID string, limit int
 					next, found = min(next, src.day), true
 				}
 			}
+			vi, _ := slices.BinarySearchFunc(vol, objDay(s.k.p, tableObjStage, day), func(c stagedCall, k []byte) int { return bytes.Compare(c.key, k) })
+			vol = vol[vi:]
+			if len(vol) > 0 {
+				next, found = min(next, stagedDay(vol[0].key)), true
+			}
 			if !found {
 				return nil
 			}
 			day = next
 			n0 := len(q.evs)
+			for len(vol) > 0 && stagedDay(vol[0].key) == day {
+				chunk, ok, err := stagedChunk(vol[0].val, q.bucket)
+				if err != nil {
+					return err
+				}
+				if ok {
+					if err := q.addChunk(day, vol[0].key[objDayPrefixLen:], chunk); err != nil {
+						return err
+					}
+				}
+				vol = vol[1:]
+			}
 			for i := range srcs {
 				src := &srcs[i]
 				if !src.ok || src.day != day {

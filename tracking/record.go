@@ -35,6 +35,9 @@ type Recorder struct {
 	stats map[string]*statAgg
 	obj   objBatch
 	buf   []byte
+	// restage: this Recorder only rebuilds staged object calls in memory
+	// (NewRestager): no writes, no counters, no folds.
+	restage bool
 }
 
 // txEntry is the overlay state of one transaction.

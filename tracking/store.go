@@ -63,6 +63,9 @@ type Store struct {
 	// a sync.Pool: folds are rare enough that a GC between two would
 	// empty the pool, and the buffers are megabytes.
 	foldScratch atomic.Pointer[foldScratch]
+	// vol holds the committed staged calls of the object index when
+	// Config.VolatileStaging keeps them out of Pebble (objects.go).
+	vol volStage
 
 	closeOnce sync.Once
 	closeErr  error
@@ -165,12 +168,14 @@ func (s *Store) Update(fn func(rec *Recorder) error) error {
 	}
 	b := s.db.NewBatch()
 	defer b.Close()
-	if err := fn(s.NewRecorder(s.db, b)); err != nil {
+	rec := s.NewRecorder(s.db, b)
+	if err := fn(rec); err != nil {
 		return err
 	}
 	if err := b.Commit(s.wo); err != nil {
 		return fmt.Errorf("commit tracking batch: %w", err)
 	}
+	rec.Published()
 	return nil
 }
 
