@@ -89,10 +89,19 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	defer ac.close()
 	applied := f.store.AppliedIndex()
 	var last *raft.Log
+	var restaged *tracking.Recorder
 	for i, l := range logs {
 		if l.Index <= applied && applied != 0 {
 			f.logger.Debug("skip applied entry", "raft_index", l.Index)
+			if l.Type == raft.LogCommand && !f.trackingOff {
+				f.restageObjects(&restaged, l)
+			}
 			continue
+		}
+		if restaged != nil {
+			// Before anything new can fold them.
+			restaged.Published()
+			restaged = nil
 		}
 		last = l
 		if l.Type != raft.LogCommand {
@@ -100,11 +109,17 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		}
 		resps[i] = f.apply(ac, l)
 	}
+	if restaged != nil {
+		restaged.Published()
+	}
 	if last == nil {
 		return resps
 	}
 	size := ac.b.Len()
 	ac.commit(last.Index, last.Term)
+	if ac.track != nil {
+		ac.track.Published()
+	}
 	f.observeBatch(in, size)
 	f.batches.Add(1)
 	f.alarmsCommitted(ac)

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"encoding/binary"
 	"fmt"
 	"sync/atomic"
 	"time"
@@ -62,8 +63,11 @@ func newTrackingStore(cfg StoreConfig, db *pebble.DB, opts *pebble.Options) (*tr
 	log := cfg.Logger.With("component", "tracking")
 	var logged atomic.Int64
 	return tracking.New(tracking.Config{
-		Prefix:    prefixTracking,
-		RunPrefix: prefixTrackingRuns,
+		Prefix: prefixTracking,
+		// Staged object calls stay in memory; pendingObjects keys and
+		// the Raft log rebuild them after a restart (restageObjects).
+		VolatileStaging: true,
+		RunPrefix:       prefixTrackingRuns,
 		// Folds of the object index ingest their runs below everything
 		// else (tracking/keys.go, "Where runs go"); the directory is
 		// inside Pebble's, which ignores it.
@@ -215,8 +219,70 @@ func (f *FSM) trackIngest(ac *applyCtx, e *dsEntry, h *ingestHeader, recs []arro
 		_ = rec.RecordRejections(id, rs)
 	}
 	if e.schema.TracksObjects() {
-		trackObjects(rec, e.schema, id, tx.Dataset, h.Errors, recs, t)
+		folds := rec.Folds()
+		oi := e.schema.IdxObjectID()
+		trackObjects(rec, oi, id, tx.Dataset, h.Errors, recs, t)
+		if rec.Folds() != folds {
+			// Everything staged before is in runs now.
+			must(ac.b.DeleteRange([]byte{prefixTrackPending}, []byte{prefixTrackPending + 1}, nil))
+		}
+		must(ac.b.Set(pendingKey(ac.log.Index), msgpackEncode(&pendingObjects{TxID: id, Dataset: tx.Dataset, ObjectCol: oi}), nil))
 	}
+}
+
+// pendingObjects is the value of a pending key: what restageObjects needs
+// besides the entry itself to record its object calls again.
+type pendingObjects struct {
+	TxID      string `codec:"tx"`
+	Dataset   string `codec:"ds"`
+	ObjectCol int    `codec:"oc"`
+}
+
+func pendingKey(index uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixTrackPending}, index)
+}
+
+// restageObjects records again, in memory, the object-index calls of an
+// entry replayed at or below the applied index, if its calls were staged
+// in memory only when the node stopped (its pending key is there). rs is
+// created on first use; the caller publishes it.
+func (f *FSM) restageObjects(rs **tracking.Recorder, l *raft.Log) {
+	v, ok := f.store.get(pendingKey(l.Index))
+	if !ok {
+		return
+	}
+	fail := func(err error) {
+		f.logger.Warn("tracking: cannot stage the object calls of a replayed entry again", "raft_index", l.Index, "error", err)
+	}
+	var p pendingObjects
+	if err := decodeHeader(v, &p); err != nil {
+		fail(err)
+		return
+	}
+	typ, h, payload, err := splitEntry(l.Data)
+	if err != nil || typ != CmdIngest {
+		fail(fmt.Errorf("not an ingest entry (%v)", err))
+		return
+	}
+	var hdr ingestHeader
+	if err := decodeHeader(h, &hdr); err != nil {
+		fail(err)
+		return
+	}
+	recs, err := decodeRows(payload, hdr.Codec, f.mem)
+	if err != nil {
+		fail(err)
+		return
+	}
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	if *rs == nil {
+		*rs = f.store.track.NewRestager(f.store.db)
+	}
+	trackObjects(*rs, p.ObjectCol, p.TxID, p.Dataset, hdr.Errors, recs, ingestTimes(&hdr, l))
 }
 
 // idempotencyKeyOf returns the client's idempotency key, "" when the key is
@@ -232,7 +298,7 @@ func idempotencyKeyOf(tx *txRecordWire) string {
 // rejected row with an object id (validate, rejected, at the end of
 // validate) and one per accepted row (apply, accepted, at the append),
 // read straight from the batch's object-id and row columns.
-func trackObjects(rec *tracking.Recorder, sc *stream.Schema, id, dataset string, errs []stream.RowError, recs []arrow.RecordBatch, t entryTimes) {
+func trackObjects(rec *tracking.Recorder, oi int, id, dataset string, errs []stream.RowError, recs []arrow.RecordBatch, t entryTimes) {
 	if len(errs) > 0 {
 		ents := make([]tracking.ObjectEntry, 0, len(errs))
 		for _, re := range errs {
@@ -245,7 +311,6 @@ func trackObjects(rec *tracking.Recorder, sc *stream.Schema, id, dataset string,
 			_ = rec.RecordObjects(id, dataset, t.validateEnd, ents)
 		}
 	}
-	oi := sc.IdxObjectID()
 	if oi < 0 {
 		return
 	}

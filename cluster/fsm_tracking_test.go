@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -511,7 +513,9 @@ func BenchmarkApplyIngestTracking(b *testing.B) {
 // in between (simulated: the batch is dropped and the store closed, with
 // the ingested file on disk) reopens, replays the entries from its applied
 // index and must end byte-identical to a node that never crashed, with the
-// same object journeys.
+// same object journeys. As Raft does after a restart, the reopened node
+// gets every entry since the last snapshot (here: all) again, and stages
+// the object calls that lived in memory only again from them.
 func TestObjectFoldCrashBeforeCommit(t *testing.T) {
 	if testing.Short() {
 		t.Skip("applies 80 ingest entries to two on-disk stores")
@@ -570,8 +574,10 @@ func TestObjectFoldCrashBeforeCommit(t *testing.T) {
 	crashed, f := open(dir)
 	idx := uint64(1)
 	crashedAt := -1
+	var applied [][]*raft.Log
 	for n, es := range batches {
 		logs := logsOf(idx, n, es)
+		applied = append(applied, logs)
 		refFSM.ApplyBatch(logs)
 		if crashedAt < 0 && runsOnDisk(ref) > 0 {
 			// The fold happens in this batch: apply it on the other store
@@ -591,6 +597,9 @@ func TestObjectFoldCrashBeforeCommit(t *testing.T) {
 			crashed, f = open(dir)
 			if got := crashed.AppliedIndex(); got != idx-1 {
 				t.Fatalf("applied index after the crash: got %d, want %d", got, idx-1)
+			}
+			for _, old := range applied[:n] {
+				f.ApplyBatch(old) // at or below the applied index: replayed, not applied
 			}
 		}
 		f.ApplyBatch(logs)
@@ -614,6 +623,122 @@ func TestObjectFoldCrashBeforeCommit(t *testing.T) {
 		}
 		if len(a) != 1 || !slices.Equal(a, b) {
 			t.Fatalf("object %s: crashed node %v, other node %v, want the same single apply event", id, a, b)
+		}
+	}
+}
+
+// TestObjectCallsInSnapshots: object calls staged in memory go into the
+// tracking staging table when Raft takes a snapshot (and their pending
+// keys go), so the snapshot carries them to a restored node, and a node
+// restarted after the snapshot (Raft replays only later entries) still
+// answers; both then fold like a node that never stopped.
+func TestObjectCallsInSnapshots(t *testing.T) {
+	mem := checkedMem(t)
+	sc := testSchema("orders", "")
+	start := testTime.Truncate(time.Hour)
+	var objects []string
+	entry := func(j int) []byte {
+		rows := benchRows(20, j)
+		objects = append(objects, rows[0].obj, rows[19].obj)
+		b := buildBatch(t, mem, &sc, rows, 20, nil)
+		defer b.Release()
+		return mustIngest(t, trackMeta("orders", start.Add(time.Duration(j)*time.Second)), &sc, b, 0)[0]
+	}
+	open := func(dir string) *Store {
+		s, err := OpenStore(StoreConfig{Dir: dir, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	dirA := t.TempDir()
+	a := open(dirA)
+	ref := open(t.TempDir())
+	t.Cleanup(func() { _ = ref.Close() })
+	apps := &logApplier{t: t, fsms: []*FSM{NewFSM(a, testLogger(t)), NewFSM(ref, testLogger(t))}}
+	apps.apply(start, mustCreate(t, sc))
+	for j := range 30 { // below the 64-call fold
+		apps.apply(start.Add(time.Duration(j)*time.Minute), entry(j))
+	}
+	count := func(s *Store, p byte) int {
+		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{p}, UpperBound: []byte{p + 1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for ok := it.First(); ok; ok = it.Next() {
+			n++
+		}
+		if err := it.Close(); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	journeys := func(s *Store) string {
+		t.Helper()
+		var b strings.Builder
+		for _, id := range objects {
+			evs, _, err := s.Tracking().Object(t.Context(), nil, id, 0, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(evs) != 1 {
+				t.Fatalf("object %s: %d events, want 1", id, len(evs))
+			}
+			fmt.Fprintln(&b, evs)
+		}
+		return b.String()
+	}
+	want := journeys(ref)
+	if n := a.Tracking().StagedInMemory(); n != 30 || count(a, prefixTrackPending) != 30 {
+		t.Fatalf("before the snapshot: %d calls in memory, %d pending keys, want 30 and 30", n, count(a, prefixTrackPending))
+	}
+
+	snap, err := apps.fsms[0].Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+	if n := a.Tracking().StagedInMemory(); n != 0 || count(a, prefixTrackPending) != 0 {
+		t.Errorf("after the snapshot: %d calls in memory, %d pending keys, want none", n, count(a, prefixTrackPending))
+	}
+	if got := journeys(a); got != want {
+		t.Error("journeys after the snapshot differ")
+	}
+	restored := open(t.TempDir())
+	t.Cleanup(func() { _ = restored.Close() })
+	if err := NewFSM(restored, testLogger(t)).Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	if got := journeys(restored); got != want {
+		t.Error("journeys of the restored node differ")
+	}
+	// Restart after the snapshot: nothing to replay, the calls are in the
+	// staging table.
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	a = open(dirA)
+	t.Cleanup(func() { _ = a.Close() })
+	if got := journeys(a); got != want {
+		t.Error("journeys after a restart past the snapshot differ")
+	}
+	// All three go on and fold (64 calls) the same way.
+	apps.fsms = []*FSM{NewFSM(a, testLogger(t)), NewFSM(ref, testLogger(t)), NewFSM(restored, testLogger(t))}
+	for j := 30; j < 80; j++ {
+		apps.apply(start.Add(time.Duration(j)*time.Minute), entry(j))
+	}
+	want = journeys(ref)
+	for name, s := range map[string]*Store{"restarted": a, "restored": restored} {
+		if got := journeys(s); got != want {
+			t.Errorf("%s: journeys after the fold differ", name)
+		}
+		if count(s, prefixTrackingRuns) != count(ref, prefixTrackingRuns) || count(ref, prefixTrackingRuns) == 0 {
+			t.Errorf("%s: %d run chunks, the node that never stopped %d (want equal, > 0)", name, count(s, prefixTrackingRuns), count(ref, prefixTrackingRuns))
 		}
 	}
 }

@@ -29,6 +29,7 @@ import (
 //	forecast      0x40 dsid u32 | series id u64                         latest forecast of the series (see encodeSeriesForecast)
 //	dirty         0x41 dsid u32 | series id u64                         data index u64 | tx id: the series needs a forecast refresh (checkpointed)
 //	dirty log     0x42 dsid u32 | index u64                             tx id | series ids: the parts since the last checkpoint (fsm_dirty.go)
+//	track pending 0x31 raft index u64                                  pendingObjects, msgpack: an ingest part whose object calls are only in memory (fsm_tracking.go)
 //	tracking runs 0xfe 'R' | ...                                        the tracking object index's runs (tracking.Config.RunPrefix)
 //
 // Periods are date32 values (days since 1970-01-01); flipping the sign bit
@@ -62,6 +63,10 @@ const (
 	// prefixTracking is tracking.Config.Prefix: the tracking package owns
 	// [0x30, 0x31) and lays its tables out below it.
 	prefixTracking byte = 0x30
+	// prefixTrackPending marks the ingest parts whose object-index calls
+	// are staged in memory only (tracking.Config.VolatileStaging), so a
+	// restart can stage them again from the replayed Raft entries.
+	prefixTrackPending byte = 0x31
 	// prefixForecast, prefixDirty and prefixDirtyLog are the forecast
 	// tables (fsm_forecast.go, fsm_dirty.go).
 	prefixForecast byte = 0x40

@@ -44,7 +44,30 @@ const (
 // state; it is cheap, the copy happens in Persist (concurrently with later
 // applies, as Raft allows).
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if err := f.store.persistStagedObjects(); err != nil {
+		return nil, fmt.Errorf("fsm snapshot: %w", err)
+	}
 	return &fsmSnapshot{snap: f.store.db.NewSnapshot(), logger: f.logger}, nil
+}
+
+// persistStagedObjects writes the object-index calls staged in memory
+// into the tracking staging table and drops the pending keys, synced, so
+// the snapshot carries them and Raft may truncate the entries they came
+// from. It runs on the apply goroutine (Raft calls Snapshot there).
+func (s *Store) persistStagedObjects() error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	if err := s.track.PersistStaged(b); err != nil {
+		return err
+	}
+	if err := b.DeleteRange([]byte{prefixTrackPending}, []byte{prefixTrackPending + 1}, nil); err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("persist staged object calls: %w", err)
+	}
+	s.track.DropStaged()
+	return nil
 }
 
 type fsmSnapshot struct {
@@ -167,10 +190,12 @@ func (s *Store) restore(r io.Reader) error {
 	byteReader := &teeByteReader{r: br, h: h}
 
 	// Pending observation blocks go with the old state; a fold running
-	// now discards its work (obsstore.go).
+	// now discards its work (obsstore.go). So do the object calls staged
+	// in memory (the snapshot carries its own in the staging table).
 	s.stage.mu.Lock()
 	s.stage.dropLocked(nil)
 	s.stage.mu.Unlock()
+	s.track.DropStaged()
 	b := s.db.NewBatch()
 	if err := b.DeleteRange(keyspaceStart, keyspaceEnd, nil); err != nil {
 		return err

@@ -57,9 +57,14 @@
 // the Recorder keeps. All tracking keys live below Config.Prefix, but for
 // the object index's runs below Config.RunPrefix (keys.go has the layout);
 // with Config.RunIngest a fold ingests its runs before the batch commits,
-// which is safe because a replay folds again into the same bytes. Open gives a standalone store with its own Pebble instance and
-// Store.Update for tests and for nodes that keep tracking apart; both modes
-// share the code.
+// which is safe because a replay folds again into the same bytes. The
+// FSM also sets Config.VolatileStaging: staged object calls stay in
+// memory, published by Recorder.Published after each commit, persisted by
+// Store.PersistStaged when Raft snapshots, and rebuilt after a restart by
+// a Restager from the replayed entries (keys.go, "Volatile staging").
+// Open gives a standalone store with its own Pebble instance and
+// Store.Update for tests and for nodes that keep tracking apart; both
+// modes share the code.
 //
 // # Stages after apply
 //
@@ -88,7 +93,10 @@
 //     TestObjectIndexDeterminism). This includes when the object index
 //     folds: its counters are replicated state and its thresholds
 //     (Config.ObjectFold*) must be equal on every node; runs have the same
-//     keys and values whether ingested or written into the batch. Queries therefore
+//     keys and values whether ingested or written into the batch. With
+//     Config.VolatileStaging the staged calls live in memory until a fold
+//     or PersistStaged, so the staging table's bytes depend on when a node
+//     persisted; the answers do not. Queries therefore
 //     return the same answer on every node that applied the same index.
 //   - Retention is range deletes over time-prefixed key ranges only
 //     (retention.go); the cutoff comes from a replicated command.

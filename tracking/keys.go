@@ -114,6 +114,24 @@ import (
 // fold never writes runs (nor stages calls) of a day before the last
 // Expire's day (objMeta.expired, replicated like the other counters).
 //
+// Volatile staging (Config.VolatileStaging, the FSM's setting): after the
+// runs, the staged calls were what was left of the object index's cost
+// (each call's bytes through the batch, the WAL and the memtable, and the
+// flushes that memtable use brings), so a store can keep them out of
+// Pebble: a Recorder stages calls only in its batch's list, Published
+// (after the commit) moves them to the store's memory, and folds and
+// lookups read memory and the staging table alike. The counters are
+// unchanged (written in the batch), so folds happen at the same calls.
+// The caller makes the memory durable: PersistStaged writes the calls
+// into the staging table (the FSM does it in Snapshot, so a snapshot
+// carries them and Raft may truncate their entries), and after a restart
+// a Restager (NewRestager) records again the calls of what the caller
+// replays (the FSM: entries after the last Raft snapshot that have a
+// pending key; cluster/fsm_tracking.go). Replicas then hold the same
+// answers but not the same bytes: the staging table of a node that took
+// a snapshot has calls that another holds in memory, until the next
+// fold.
+//
 // Looking an object up visits, for each day that holds data, each run of
 // that day (one seek to (day, run, bucket)) and each staged call of that
 // day (one directory search), and scans only the object's bucket: about

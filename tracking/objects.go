@@ -77,6 +77,8 @@ type objBatch struct {
 	// folded says the batch already folded, so the committed staged calls
 	// (still visible in Recorder.r) are gone.
 	folded bool
+	// folds counts the folds of this Recorder (Folds).
+	folds int
 }
 
 // stagedCall is one staged RecordObjects call: its staging key and value.
@@ -151,11 +153,18 @@ func (rc *Recorder) keepStaged(key, v []byte) {
 }
 
 // volStage holds the committed staged calls of a store with
-// Config.VolatileStaging, by key. Published replaces the slice (never
-// mutates it in place), so a reader may keep the one it got.
+// Config.VolatileStaging, by key. Published replaces the slices (never
+// mutates them in place), so a reader may keep the ones it got.
+//
+// recent keeps the calls that the last fold (or PersistStaged) took out
+// of calls: a query reading through an older Pebble snapshot (a view
+// taken before the fold committed) sees neither the new runs nor the
+// persisted calls, so lookups read recent too; what they find twice is
+// one event (lookups drop repeated positions).
 type volStage struct {
-	mu    sync.RWMutex
-	calls []stagedCall
+	mu     sync.RWMutex
+	calls  []stagedCall
+	recent []stagedCall
 }
 
 // get returns the current calls (do not modify).
@@ -163,6 +172,19 @@ func (v *volStage) get() []stagedCall {
 	v.mu.RLock()
 	defer v.mu.RUnlock()
 	return v.calls
+}
+
+// forLookup returns the current and the recently folded calls, by key.
+func (v *volStage) forLookup() []stagedCall {
+	v.mu.RLock()
+	calls, recent := v.calls, v.recent
+	v.mu.RUnlock()
+	if len(recent) == 0 {
+		return calls
+	}
+	all := slices.Concat(recent, calls)
+	slices.SortStableFunc(all, func(a, b stagedCall) int { return bytes.Compare(a.key, b.key) })
+	return all
 }
 
 // Published tells the Recorder that its batch committed. With
@@ -180,7 +202,9 @@ func (rc *Recorder) Published() {
 	v.mu.Lock()
 	defer v.mu.Unlock()
 	var calls []stagedCall
-	if !rc.obj.folded {
+	if rc.obj.folded {
+		v.recent = v.calls
+	} else {
 		calls = slices.Clone(v.calls)
 	}
 	for _, c := range rc.obj.staged {
@@ -192,11 +216,20 @@ func (rc *Recorder) Published() {
 		}
 	}
 	if m := rc.obj.meta; m != nil && m.expired > 0 {
-		calls = slices.DeleteFunc(calls, func(c stagedCall) bool { return stagedDay(c.key) < m.expired })
+		old := func(c stagedCall) bool { return stagedDay(c.key) < m.expired }
+		calls = slices.DeleteFunc(calls, old)
+		if slices.ContainsFunc(v.recent, old) {
+			v.recent = slices.DeleteFunc(slices.Clone(v.recent), old)
+		}
 	}
 	v.calls = calls
 	rc.obj.staged, rc.obj.folded = nil, false
 }
+
+// Folds returns how many times this Recorder folded the object index: a
+// caller that keeps its own record of the unfolded calls (with
+// Config.VolatileStaging) drops it when the count moves.
+func (rc *Recorder) Folds() int { return rc.obj.folds }
 
 // NewRestager returns a Recorder that only rebuilds staged calls of the
 // object index in memory, for a store with Config.VolatileStaging: after
@@ -231,7 +264,7 @@ func (s *Store) PersistStaged(w Writer) error {
 // committed, or when the whole state was replaced (snapshot restore).
 func (s *Store) DropStaged() {
 	s.vol.mu.Lock()
-	s.vol.calls = nil
+	s.vol.recent, s.vol.calls = s.vol.calls, nil
 	s.vol.mu.Unlock()
 }
 
@@ -349,6 +382,7 @@ func (rc *Recorder) foldObjects(cur stagedCall) error {
 	}
 	rc.obj.staged = nil
 	rc.obj.folded = true
+	rc.obj.folds++
 	return nil
 }
 

@@ -467,7 +467,7 @@ func (s *Store) Object(ctx context.Context, r Reader, objectID string, limit int
 		}
 		// And the staged calls held in memory (Config.VolatileStaging),
 		// by key like the staging table.
-		vol := s.vol.get()
+		vol := s.vol.forLookup()
 		var day uint32
 		if q.after != nil {
 			day = q.after.day
