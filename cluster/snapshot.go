@@ -55,6 +55,12 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 // the snapshot carries them and Raft may truncate the entries they came
 // from. It runs on the apply goroutine (Raft calls Snapshot there).
 func (s *Store) persistStagedObjects() error {
+	if s.track.StagedInMemory() == 0 {
+		// Nothing to carry. Pending keys left (calls of expired days)
+		// only matter for entries Raft replays, and those it replays
+		// stage nothing.
+		return nil
+	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	if err := s.track.PersistStaged(b); err != nil {
