@@ -44,6 +44,17 @@ import (
 // the apply block has no duration of its own: its span runs from the
 // first part's append to the last part's.
 //
+// The object-index calls of a part are the exception to "same batch": the
+// tracking store keeps staged calls in memory (VolatileStaging) and only
+// the counters, folds and a pending key (prefixTrackPending | raft index)
+// go into the batch. A fold drops the pending keys (its runs hold the
+// calls); FSM.Snapshot writes the calls in memory into the staging table
+// and drops the pending keys, synced; after a restart Raft replays every
+// entry after its last snapshot, and ApplyBatch, which skips the entries
+// it already applied, stages the calls of those with a pending key again
+// (restageObjects). So every node answers the same, but the staging
+// table's bytes depend on when a node took a snapshot.
+//
 // A dataset created with "tracking": false records nothing: its parts
 // still update the transaction record (idempotency) but write no tracking
 // records, and its dirty marks carry no transaction, so no forecast block
