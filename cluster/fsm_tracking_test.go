@@ -742,3 +742,61 @@ func TestObjectCallsInSnapshots(t *testing.T) {
 		}
 	}
 }
+
+// TestObjectCallsGoWithRestore: a restore replaces the state, so object
+// calls staged in memory before it (current or recently folded) are not
+// answered after it.
+func TestObjectCallsGoWithRestore(t *testing.T) {
+	mem := checkedMem(t)
+	sc := testSchema("orders", "")
+	start := testTime.Truncate(time.Hour)
+	empty, err := OpenStore(StoreConfig{Dir: t.TempDir(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = empty.Close() })
+	snap, err := NewFSM(empty, testLogger(t)).Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+
+	s, err := OpenStore(StoreConfig{Dir: t.TempDir(), Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	f := NewFSM(s, testLogger(t))
+	a := &logApplier{t: t, fsms: []*FSM{f}}
+	a.apply(start, mustCreate(t, sc))
+	rows := benchRows(20, 1)
+	b := buildBatch(t, mem, &sc, rows, 20, nil)
+	a.apply(start.Add(time.Minute), mustIngest(t, trackMeta("orders", start), &sc, b, 0)...)
+	b.Release()
+	// Persist (as a snapshot does): the calls move to "recently folded".
+	if _, err := f.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	a.apply(start.Add(2*time.Minute), func() []byte {
+		rows = benchRows(20, 2)
+		b := buildBatch(t, mem, &sc, rows, 20, nil)
+		defer b.Release()
+		return mustIngest(t, trackMeta("orders", start.Add(time.Second)), &sc, b, 0)[0]
+	}())
+	if s.Tracking().StagedInMemory() == 0 {
+		t.Fatal("want calls in memory before the restore")
+	}
+	if err := f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{benchRows(20, 1)[0].obj, rows[0].obj} {
+		evs, _, err := s.Tracking().Object(t.Context(), nil, id, 0, "")
+		if err != nil || len(evs) != 0 {
+			t.Errorf("object %s after restoring a state without it: %d events (%v), want none", id, len(evs), err)
+		}
+	}
+}

@@ -201,7 +201,7 @@ func (s *Store) restore(r io.Reader) error {
 	s.stage.mu.Lock()
 	s.stage.dropLocked(nil)
 	s.stage.mu.Unlock()
-	s.track.DropStaged()
+	s.track.ResetStaged()
 	b := s.db.NewBatch()
 	if err := b.DeleteRange(keyspaceStart, keyspaceEnd, nil); err != nil {
 		return err

@@ -260,11 +260,19 @@ func (s *Store) PersistStaged(w Writer) error {
 	return nil
 }
 
-// DropStaged forgets the in-memory staged calls: after PersistStaged
-// committed, or when the whole state was replaced (snapshot restore).
+// DropStaged forgets the in-memory staged calls after PersistStaged
+// committed (lookups through older views still see them for a while).
 func (s *Store) DropStaged() {
 	s.vol.mu.Lock()
 	s.vol.recent, s.vol.calls = s.vol.calls, nil
+	s.vol.mu.Unlock()
+}
+
+// ResetStaged forgets every in-memory staged call, also the recently
+// folded ones: the whole state was replaced (snapshot restore).
+func (s *Store) ResetStaged() {
+	s.vol.mu.Lock()
+	s.vol.recent, s.vol.calls = nil, nil
 	s.vol.mu.Unlock()
 }
 
