@@ -187,9 +187,8 @@ func mustDelete(t *testing.T, name string) []byte {
 	return e
 }
 
-// snapshotRoundTrip snapshots src's FSM state and restores it into a fresh
-// store.
-func snapshotRoundTrip(t *testing.T, src *Store) *Store {
+// snapshotBytes returns an FSM snapshot of src, as Raft would persist it.
+func snapshotBytes(t *testing.T, src *Store) []byte {
 	t.Helper()
 	snap, err := NewFSM(src, testLogger(t)).Snapshot()
 	if err != nil {
@@ -200,8 +199,15 @@ func snapshotRoundTrip(t *testing.T, src *Store) *Store {
 		t.Fatal(err)
 	}
 	snap.Release()
+	return sink.Bytes()
+}
+
+// snapshotRoundTrip snapshots src's FSM state and restores it into a fresh
+// store.
+func snapshotRoundTrip(t *testing.T, src *Store) *Store {
+	t.Helper()
 	dst := openMemStore(t, nil)
-	if err := NewFSM(dst, testLogger(t)).Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+	if err := NewFSM(dst, testLogger(t)).Restore(io.NopCloser(bytes.NewReader(snapshotBytes(t, src)))); err != nil {
 		t.Fatal(err)
 	}
 	return dst

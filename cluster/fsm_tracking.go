@@ -235,7 +235,7 @@ func (f *FSM) trackIngest(ac *applyCtx, e *dsEntry, h *ingestHeader, recs []arro
 		trackObjects(rec, oi, id, tx.Dataset, h.Errors, recs, t)
 		if rec.Folds() != folds {
 			// Everything staged before is in runs now.
-			must(ac.b.DeleteRange([]byte{prefixTrackPending}, []byte{prefixTrackPending + 1}, nil))
+			must(ac.b.DeleteRange(pendingTable()))
 		}
 		must(ac.b.Set(pendingKey(ac.log.Index), msgpackEncode(&pendingObjects{TxID: id, Dataset: tx.Dataset, ObjectCol: oi}), nil))
 	}
@@ -251,6 +251,12 @@ type pendingObjects struct {
 
 func pendingKey(index uint64) []byte {
 	return binary.BigEndian.AppendUint64([]byte{prefixTrackPending}, index)
+}
+
+// pendingTable returns the bounds of the pending keys and nil options,
+// for DeleteRange.
+func pendingTable() (lo, hi []byte, o *pebble.WriteOptions) {
+	return []byte{prefixTrackPending}, []byte{prefixTrackPending + 1}, nil
 }
 
 // restageObjects records again, in memory, the object-index calls of an

@@ -553,20 +553,7 @@ func TestObjectFoldCrashBeforeCommit(t *testing.T) {
 		}
 		return s, NewFSM(s, testLogger(t))
 	}
-	runsOnDisk := func(s *Store) int {
-		n := 0
-		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{prefixTrackingRuns}, UpperBound: []byte{prefixTrackingRuns + 1}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		for ok := it.First(); ok; ok = it.Next() {
-			n++
-		}
-		if err := it.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	runsOnDisk := func(s *Store) int { return countKeys(t, s, prefixTrackingRuns) }
 
 	ref, refFSM := open(t.TempDir())
 	t.Cleanup(func() { _ = ref.Close() })
@@ -660,20 +647,7 @@ func TestObjectCallsInSnapshots(t *testing.T) {
 	for j := range 30 { // below the 64-call fold
 		apps.apply(start.Add(time.Duration(j)*time.Minute), entry(j))
 	}
-	count := func(s *Store, p byte) int {
-		it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{p}, UpperBound: []byte{p + 1}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		n := 0
-		for ok := it.First(); ok; ok = it.Next() {
-			n++
-		}
-		if err := it.Close(); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
+	count := func(s *Store, p byte) int { return countKeys(t, s, p) }
 	journeys := func(s *Store) string {
 		t.Helper()
 		var b strings.Builder
@@ -694,15 +668,7 @@ func TestObjectCallsInSnapshots(t *testing.T) {
 		t.Fatalf("before the snapshot: %d calls in memory, %d pending keys, want 30 and 30", n, count(a, prefixTrackPending))
 	}
 
-	snap, err := apps.fsms[0].Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sink memSink
-	if err := snap.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
-	snap.Release()
+	snap := snapshotBytes(t, a)
 	if n := a.Tracking().StagedInMemory(); n != 0 || count(a, prefixTrackPending) != 0 {
 		t.Errorf("after the snapshot: %d calls in memory, %d pending keys, want none", n, count(a, prefixTrackPending))
 	}
@@ -711,7 +677,7 @@ func TestObjectCallsInSnapshots(t *testing.T) {
 	}
 	restored := open(t.TempDir())
 	t.Cleanup(func() { _ = restored.Close() })
-	if err := NewFSM(restored, testLogger(t)).Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+	if err := NewFSM(restored, testLogger(t)).Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
 		t.Fatal(err)
 	}
 	if got := journeys(restored); got != want {
@@ -755,15 +721,7 @@ func TestObjectCallsGoWithRestore(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = empty.Close() })
-	snap, err := NewFSM(empty, testLogger(t)).Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sink memSink
-	if err := snap.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
-	snap.Release()
+	snap := snapshotBytes(t, empty)
 
 	s, err := OpenStore(StoreConfig{Dir: t.TempDir(), Logger: testLogger(t)})
 	if err != nil {
@@ -790,7 +748,7 @@ func TestObjectCallsGoWithRestore(t *testing.T) {
 	if s.Tracking().StagedInMemory() == 0 {
 		t.Fatal("want calls in memory before the restore")
 	}
-	if err := f.Restore(io.NopCloser(bytes.NewReader(sink.Bytes()))); err != nil {
+	if err := f.Restore(io.NopCloser(bytes.NewReader(snap))); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range []string{benchRows(20, 1)[0].obj, rows[0].obj} {

@@ -66,7 +66,7 @@ func (s *Store) persistStagedObjects() error {
 	if err := s.track.PersistStaged(b); err != nil {
 		return err
 	}
-	if err := b.DeleteRange([]byte{prefixTrackPending}, []byte{prefixTrackPending + 1}, nil); err != nil {
+	if err := b.DeleteRange(pendingTable()); err != nil {
 		return err
 	}
 	if err := b.Commit(pebble.Sync); err != nil {

@@ -143,13 +143,18 @@ func (rc *Recorder) stageObjects(key, v []byte, entries int) error {
 // keepStaged adds a staged call to the batch's list (a later call with
 // the same key replaces it), copying key and v.
 func (rc *Recorder) keepStaged(key, v []byte) {
-	c := stagedCall{key: bytes.Clone(key), val: bytes.Clone(v)}
-	i, found := slices.BinarySearchFunc(rc.obj.staged, key, func(c stagedCall, k []byte) int { return bytes.Compare(c.key, k) })
+	rc.obj.staged = putCall(rc.obj.staged, stagedCall{key: bytes.Clone(key), val: bytes.Clone(v)})
+}
+
+// putCall adds c to calls (sorted by key), replacing a call with the same
+// key, and returns the slice.
+func putCall(calls []stagedCall, c stagedCall) []stagedCall {
+	i, found := slices.BinarySearchFunc(calls, c.key, func(c stagedCall, k []byte) int { return bytes.Compare(c.key, k) })
 	if found {
-		rc.obj.staged[i] = c
-	} else {
-		rc.obj.staged = slices.Insert(rc.obj.staged, i, c)
+		calls[i] = c
+		return calls
 	}
+	return slices.Insert(calls, i, c)
 }
 
 // volStage holds the committed staged calls of a store with
@@ -195,8 +200,8 @@ func (v *volStage) forLookup() []stagedCall {
 // nothing. Call it once per committed batch, before the next Recorder
 // records; never for a batch that was not committed.
 func (rc *Recorder) Published() {
-	if !rc.s.cfg.VolatileStaging || (len(rc.obj.staged) == 0 && !rc.obj.folded && rc.obj.meta == nil) {
-		return
+	if !rc.s.cfg.VolatileStaging || rc.obj.meta == nil {
+		return // (staging, folding and expiring all read the counters first)
 	}
 	v := &rc.s.vol
 	v.mu.Lock()
@@ -208,12 +213,7 @@ func (rc *Recorder) Published() {
 		calls = slices.Clone(v.calls)
 	}
 	for _, c := range rc.obj.staged {
-		i, found := slices.BinarySearchFunc(calls, c.key, func(c stagedCall, k []byte) int { return bytes.Compare(c.key, k) })
-		if found {
-			calls[i] = c
-		} else {
-			calls = slices.Insert(calls, i, c)
-		}
+		calls = putCall(calls, c)
 	}
 	if m := rc.obj.meta; m != nil && m.expired > 0 {
 		old := func(c stagedCall) bool { return stagedDay(c.key) < m.expired }
