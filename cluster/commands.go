@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/raft"
 	"github.com/klauspost/compress/zstd"
+	"github.com/minio/minlz"
 )
 
 // CommandType is the first byte of every FSM log entry.
@@ -116,11 +117,21 @@ const (
 	codecNone uint8 = 0
 	// codecZstdFrame: payload is one zstd frame around an uncompressed Arrow
 	// IPC stream. Measured faster and smaller than codecIPCZstd for 10k-row
-	// batches (see BenchmarkEncodeIngest), so it is what EncodeIngest writes.
+	// batches (see BenchmarkEncodeIngest); what EncodeIngest wrote before
+	// codecMinLZ.
 	codecZstdFrame uint8 = 1
 	// codecIPCZstd: payload is an Arrow IPC stream with zstd body compression
 	// (ipc.WithZstd), readable by any Arrow implementation.
 	codecIPCZstd uint8 = 2
+	// codecMinLZ: payload is one MinLZ block (github.com/minio/minlz, the
+	// codec Pebble uses for its own blocks) around an uncompressed Arrow IPC
+	// stream of at most minlz.MaxBlockSize bytes. What EncodeIngest writes:
+	// about 4x cheaper to encode and 3x cheaper to decode than
+	// codecZstdFrame for a 10k-row batch, for entries about 1.5x larger
+	// (BenchmarkEncodeIngest). Encoding sits on the ack path of every
+	// ingest request and decoding is done by every node, while the extra
+	// bytes only pass through the raft log once.
+	codecMinLZ uint8 = 3
 )
 
 // Limits applied by EncodeIngest.
@@ -371,7 +382,7 @@ func EncodeIngest(meta IngestMeta, s *stream.Schema, b *stream.Batch, maxEntry i
 	hdr := ingestHeader{
 		TxID: meta.TxID, Dataset: meta.Dataset, Source: meta.Source, ContentType: meta.ContentType,
 		Node: meta.Node, Key: key, Bytes: meta.Bytes, RowsIn: meta.RowsIn, ReceivedAt: meta.ReceivedAt.UnixNano(),
-		Codec:         codecZstdFrame,
+		Codec:         ingestCodec,
 		ValidateStart: unixNanoOrZero(meta.ValidateStart), ValidateEnd: unixNanoOrZero(meta.ValidateEnd),
 		ValidateCPU: int64(meta.ValidateCPU), CommitStart: unixNanoOrZero(meta.CommitStart),
 		RejectedRows: distinctRows(b.Rejected),
@@ -449,7 +460,8 @@ func errSizeEstimate(e stream.RowError) int {
 }
 
 // planRows cuts the rows of recs into parts whose compressed payload is at
-// most budget bytes. It starts from an estimate based on the uncompressed
+// most budget bytes and whose uncompressed stream fits the codec
+// (maxRawPayload). It starts from an estimate based on the uncompressed
 // size, shrinks a run that came out too big and grows the next one when there
 // was room; every step depends only on the input, so the plan is
 // deterministic.
@@ -470,20 +482,24 @@ func planRows(as *arrow.Schema, recs []arrow.RecordBatch, budget int) ([]planned
 	for remaining := total; remaining > 0; {
 		n := min(guess, remaining)
 		for {
-			payload, err := encodeRows(as, spans(recs, ri, off, n))
+			payload, raw, err := encodeRows(as, spans(recs, ri, off, n))
 			if err != nil {
 				return nil, err
 			}
-			if len(payload) <= budget {
+			// fill is how full the part is: the larger of its share of
+			// the budget and of the codec's limit, in 1/1024ths.
+			fill := max(int64(len(payload))*1024/int64(budget), int64(raw)*1024/maxRawPayload, 1)
+			if fill <= 1024 {
 				parts = append(parts, plannedPart{payload: payload, rows: int(n)})
-				// Aim for 90% of the budget next time.
-				guess = max(n*int64(budget)*9/10/int64(max(len(payload), 1)), 1)
+				// Aim for 90% next time.
+				guess = max(n*1024*9/10/fill, 1)
 				break
 			}
 			if n == 1 {
-				return nil, fmt.Errorf("encode ingest: one row takes %d bytes, above the %d byte budget", len(payload), budget)
+				return nil, fmt.Errorf("encode ingest: one row takes %d bytes (%d compressed), above the %d byte budget",
+					raw, len(payload), budget)
 			}
-			n = max(min(n*int64(budget)*9/10/int64(len(payload)), n-1), 1)
+			n = max(min(n*1024*9/10/fill, n-1), 1)
 		}
 		remaining -= n
 		for n > 0 {
@@ -539,13 +555,22 @@ var (
 
 // ingestCodec is the codec EncodeIngest writes; a variable only so the
 // benchmark can compare codecs.
-var ingestCodec = codecZstdFrame
+var ingestCodec = codecMinLZ
 
-// ipcBufs recycles the uncompressed IPC streams of encodeRows.
-var ipcBufs = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// ipcBufs recycles the uncompressed IPC streams of encodeRows, minlzBufs
+// its MinLZ output.
+var (
+	ipcBufs   = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+	minlzBufs = sync.Pool{New: func() any { return new([]byte) }}
+)
 
-// encodeRows writes the spans as an Arrow IPC stream with ingestCodec.
-func encodeRows(as *arrow.Schema, sp []rowSpan) ([]byte, error) {
+// maxRawPayload bounds the uncompressed IPC stream of one part: a MinLZ
+// block holds at most minlz.MaxBlockSize bytes.
+const maxRawPayload = minlz.MaxBlockSize
+
+// encodeRows writes the spans as an Arrow IPC stream with ingestCodec. It
+// returns the payload and the size of the uncompressed stream.
+func encodeRows(as *arrow.Schema, sp []rowSpan) ([]byte, int, error) {
 	buf := ipcBufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer ipcBufs.Put(buf)
@@ -574,16 +599,36 @@ func encodeRows(as *arrow.Schema, sp []rowSpan) ([]byte, error) {
 		r.Release()
 		if err != nil {
 			_ = w.Close()
-			return nil, fmt.Errorf("encode ingest rows: %w", err)
+			return nil, 0, fmt.Errorf("encode ingest rows: %w", err)
 		}
 	}
 	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("encode ingest rows: %w", err)
+		return nil, 0, fmt.Errorf("encode ingest rows: %w", err)
 	}
-	if ingestCodec == codecZstdFrame {
-		return zstdEncoder.EncodeAll(buf.Bytes(), make([]byte, 0, buf.Len()/3)), nil
+	raw := buf.Len()
+	switch ingestCodec {
+	case codecZstdFrame:
+		return zstdEncoder.EncodeAll(buf.Bytes(), make([]byte, 0, raw/3)), raw, nil
+	case codecMinLZ:
+		if raw > maxRawPayload {
+			// Too large for one block: report the size only, so that
+			// planRows shrinks the part.
+			return nil, raw, nil
+		}
+		// Encode into a recycled buffer: a fresh one of MaxEncodedLen
+		// bytes cost more to allocate and clear than the encoding.
+		dst := minlzBufs.Get().(*[]byte)
+		defer minlzBufs.Put(dst)
+		if n := minlz.MaxEncodedLen(raw); cap(*dst) < n {
+			*dst = make([]byte, n)
+		}
+		out, err := minlz.Encode(*dst, buf.Bytes(), minlz.LevelFastest)
+		if err != nil {
+			return nil, 0, fmt.Errorf("encode ingest rows: %w", err)
+		}
+		return bytes.Clone(out), raw, nil
 	}
-	return bytes.Clone(buf.Bytes()), nil
+	return bytes.Clone(buf.Bytes()), raw, nil
 }
 
 // decodeRows decodes an ingest payload into records allocated from mem; the
@@ -596,6 +641,19 @@ func decodeRows(payload []byte, c uint8, mem memory.Allocator) ([]arrow.RecordBa
 	case codecNone, codecIPCZstd:
 	case codecZstdFrame:
 		raw, err := zstdDecoder.DecodeAll(payload, nil)
+		if err != nil {
+			return nil, fmt.Errorf("decompress rows: %w", err)
+		}
+		payload = raw
+	case codecMinLZ:
+		n, err := minlz.DecodedLen(payload)
+		if err != nil {
+			return nil, fmt.Errorf("decompress rows: %w", err)
+		}
+		if n > maxRawPayload {
+			return nil, fmt.Errorf("decompress rows: %d bytes, above the %d byte limit", n, maxRawPayload)
+		}
+		raw, err := minlz.Decode(make([]byte, n), payload)
 		if err != nil {
 			return nil, fmt.Errorf("decompress rows: %w", err)
 		}

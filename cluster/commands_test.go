@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"math"
+	"reflect"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -178,4 +179,120 @@ func TestEncodeIngestEdgeCases(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIngestCodecs applies the same rows encoded with every payload codec
+// ever written (entries stay in raft logs across upgrades) and checks that
+// each store ends with the same observations.
+func TestIngestCodecs(t *testing.T) {
+	mem := checkedMem(t)
+	sc := testSchema("d", "")
+	rows := benchRows(3000, 0)
+	b := buildBatch(t, mem, &sc, rows, 1000, nil)
+	defer b.Release()
+	var want []Observation
+	for _, codec := range []uint8{codecMinLZ, codecZstdFrame, codecIPCZstd, codecNone} {
+		old := ingestCodec
+		ingestCodec = codec
+		parts := mustIngest(t, meta("d", "tx", ""), &sc, b, 0)
+		ingestCodec = old
+		s := openMemStore(t, nil)
+		a := newApplier(t, s)
+		a.one(mustCreate(t, sc))
+		for _, p := range parts {
+			_, h, _, err := splitEntry(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var hdr ingestHeader
+			if err := decodeHeader(h, &hdr); err != nil {
+				t.Fatal(err)
+			}
+			if hdr.Codec != codec {
+				t.Fatalf("codec %d: header says %d", codec, hdr.Codec)
+			}
+			if res := a.one(p).(*IngestResult); res.Accepted != hdr.Rows {
+				t.Fatalf("codec %d: accepted %d of %d", codec, res.Accepted, hdr.Rows)
+			}
+		}
+		var got []Observation
+		seen := map[uint64]bool{}
+		for _, r := range rows {
+			sid := stream.SeriesID("d", []string{r.product, r.region})
+			if seen[sid] {
+				continue
+			}
+			seen[sid] = true
+			obs, err := s.Observations(t.Context(), "d", sid, math.MinInt32, math.MaxInt32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, obs...)
+		}
+		if len(got) != len(rows) {
+			t.Fatalf("codec %d: %d observations, want %d", codec, len(got), len(rows))
+		}
+		if want == nil {
+			want = got
+		} else if !reflect.DeepEqual(got, want) {
+			t.Fatalf("codec %d: observations differ from codec %d's", codec, codecMinLZ)
+		}
+	}
+}
+
+// TestEncodeIngestRawLimit: rows that compress so well that a part within
+// the entry budget would exceed a MinLZ block are cut into more parts.
+// Row numbers barely compress, so it takes a large entry budget.
+func TestEncodeIngestRawLimit(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large input")
+	}
+	mem := checkedMem(t)
+	sc := testSchema("d", "")
+	rows := make([]row, 400000)
+	for i := range rows {
+		rows[i] = row{product: "p", region: "r", period: 1, qty: 1, price: 1, obj: "o"}
+	}
+	b := buildBatch(t, mem, &sc, rows, 100000, nil)
+	defer b.Release()
+	raw := 0
+	for _, r := range b.Records {
+		raw += int(recordBytes(r))
+	}
+	if raw <= maxRawPayload {
+		t.Fatalf("input is %d bytes, want above %d", raw, maxRawPayload)
+	}
+	// Large entries, so that the MinLZ block, not the entry budget, limits.
+	parts := mustIngest(t, meta("d", "tx", ""), &sc, b, 8<<20)
+	if len(parts) < 2 {
+		t.Fatalf("%d raw bytes in %d part(s)", raw, len(parts))
+	}
+	total := 0
+	for i, p := range parts {
+		_, h, payload, err := splitEntry(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var hdr ingestHeader
+		if err := decodeHeader(h, &hdr); err != nil {
+			t.Fatal(err)
+		}
+		recs, err := decodeRows(payload, hdr.Codec, mem)
+		if err != nil {
+			t.Fatalf("part %d: %v", i, err)
+		}
+		n := 0
+		for _, r := range recs {
+			n += int(r.NumRows())
+			r.Release()
+		}
+		if n != hdr.Rows {
+			t.Fatalf("part %d: %d rows decoded, header says %d", i, n, hdr.Rows)
+		}
+		total += n
+	}
+	if total != len(rows) {
+		t.Fatalf("%d rows in the parts, want %d", total, len(rows))
+	}
+	t.Logf("%d rows, %d raw bytes -> %d parts", len(rows), raw, len(parts))
 }

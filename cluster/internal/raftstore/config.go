@@ -109,6 +109,10 @@ func (c Config) Validate() error {
 //     candidate table from the table bounds alone; a filter would cost space
 //     and CPU on every flush for a Get of a missing index, which only happens
 //     for gaps and truncated indexes.
+//   - No block compression. Ingest entries, nearly all of the log's bytes,
+//     are compressed already (cluster's ingest payload codecs), so Pebble's
+//     compressor only burnt CPU on every flush and compaction to store the
+//     blocks uncompressed anyway.
 //   - The format major version is pinned (not FormatNewest), so upgrading
 //     Pebble never silently ratchets the on-disk format.
 //   - Pebble's logger and events are bridged to slog at the levels of
@@ -141,5 +145,6 @@ func (c Config) pebbleOptions(cache *pebble.Cache) *pebble.Options {
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = pebble.NoFilterPolicy
 	}
+	opts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionNone })
 	return opts
 }
