@@ -336,6 +336,24 @@ func TestIngestCompressed(t *testing.T) {
 			t.Errorf("%s: accepted %v, want 3", name, got)
 		}
 	}
+	// Decoders are recycled: a broken body gets a 4xx, and the requests
+	// after it still decode.
+	for i, body := range [][]byte{zs[:len(zs)/2], []byte("not zstd"), zs, zs} {
+		r := ingestBody(t, n, "shop", stream.NDJSON, body, map[string]string{"Content-Encoding": "zstd"})
+		if i < 2 {
+			if r.status != 400 || !strings.Contains(string(r.body), "invalid zstd body") {
+				t.Errorf("broken zstd body %d: got %d %s, want 400 invalid zstd body", i, r.status, r.body)
+			}
+			continue
+		}
+		if r.status != 200 || r.json(t)["accepted"] != 3.0 {
+			t.Errorf("zstd request %d after broken ones: got %d %s", i, r.status, r.body)
+		}
+	}
+	if r := ingestBody(t, n, "shop", stream.NDJSON, gz.Bytes()[:gz.Len()-12], map[string]string{"Content-Encoding": "gzip"}); r.status != 400 ||
+		!strings.Contains(string(r.body), "invalid gzip body") {
+		t.Errorf("truncated gzip body: got %d %s, want 400 invalid gzip body", r.status, r.body)
+	}
 	// A decompression bomb is refused by the limit on decompressed size.
 	n2 := startNode(t, func(c *Config) { c.MaxBodyBytes = 64 << 10 })
 	createShop(t, n2)
