@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/demandflow/demandflow/client"
 )
 
@@ -49,12 +51,21 @@ func TestGeneratorDeterministic(t *testing.T) {
 	}
 }
 
+var zstdDec, _ = zstd.NewReader(nil)
+
 func TestRun(t *testing.T) {
 	var mu sync.Mutex
 	keys := map[string]bool{}
 	calls := 0
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
+		if r.Header.Get("Content-Encoding") == "zstd" {
+			var err error
+			if b, err = zstdDec.DecodeAll(b, nil); err != nil {
+				http.Error(w, err.Error(), http.StatusBadRequest)
+				return
+			}
+		}
 		mu.Lock()
 		calls++
 		fail := calls == 3
@@ -76,6 +87,8 @@ func TestRun(t *testing.T) {
 		{"rows", Config{Rows: 25000, Batch: 1000, Concurrency: 3}},
 		{"rate", Config{Rows: 5000, Batch: 500, Concurrency: 2, Rate: 100000}},
 		{"pregen", Config{Rows: 10000, Batch: 1000, Pregen: 3}},
+		{"zstd", Config{Rows: 5500, Batch: 1000, Compress: "zstd"}},
+		{"zstd pregen", Config{Rows: 5500, Batch: 1000, Pregen: 2, Compress: "zstd"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
@@ -83,6 +96,9 @@ func TestRun(t *testing.T) {
 			rep, err := Run(t.Context(), cfg)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if cfg.Compress != "" && rep.MBPerS*rep.ElapsedS*1e6 > float64(cfg.Rows)*20 {
+				t.Errorf("%.0f bytes on the wire for %d rows: not compressed", rep.MBPerS*rep.ElapsedS*1e6, cfg.Rows)
 			}
 			if rep.RowsAcked != cfg.Rows || rep.RowsSent != cfg.Rows || rep.Errors != 0 || rep.LatencyMs.Count != rep.BatchesAcked ||
 				rep.LatencyMs.P99 < rep.LatencyMs.P50 || rep.RowsPerS <= 0 {
@@ -107,6 +123,9 @@ func TestRun(t *testing.T) {
 	}
 	if rep.WritePlot(io.Discard, "x.gif") == nil {
 		t.Errorf("gif plot: got no error")
+	}
+	if _, err := Run(t.Context(), Config{Client: c, Dataset: "ds", Compress: "lz4"}); err == nil || !strings.Contains(err.Error(), "lz4") {
+		t.Errorf("compress lz4: got %v, want an error naming it", err)
 	}
 	if _, err := Run(t.Context(), Config{Client: c, Dataset: "ds", Format: "arrow"}); err == nil {
 		t.Errorf("arrow without an encoder: got no error")

@@ -22,6 +22,8 @@
 // Throughput is acked rows (accepted + rejected) over the wall time from
 // the first send to the last ack. Batch generation runs on the sending
 // goroutines (it costs client CPU) unless Config.Pregen is set.
+// Config.Compress "zstd" sends the bodies compressed, as a client on a real
+// network would (the node decodes Content-Encoding: zstd).
 //
 // # Report JSON (schema_version 1)
 //
@@ -30,9 +32,10 @@
 //	started         string   RFC 3339 start time (UTC)
 //	config          object   dataset, format, batch, concurrency, rows | duration_s,
 //	                         rate (rows/s, absent = unlimited), seed, pregen,
-//	                         labels {proto, targets, local, rate_of_max, calibrated_max_rows_per_s}
+//	                         compress (Content-Encoding, absent = none),
+//	                         labels {proto, targets, local, compress, rate_of_max, calibrated_max_rows_per_s}
 //	rows_sent       int      rows in batches sent
-//	bytes_sent      int      body bytes sent
+//	bytes_sent      int      body bytes sent (compressed bytes with compress)
 //	rows_acked      int      rows in acked batches (accepted + rejected)
 //	rows_accepted   int      rows the server stored
 //	rows_rejected   int      rows the server rejected (validation)

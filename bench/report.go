@@ -53,6 +53,7 @@ type RunConfig struct {
 	Rate        float64           `json:"rate,omitempty"`
 	Seed        uint64            `json:"seed"`
 	Pregen      int               `json:"pregen,omitempty"`
+	Compress    string            `json:"compress,omitempty"`
 	Labels      map[string]string `json:"labels,omitempty"`
 }
 
@@ -86,7 +87,8 @@ func buildReport(cfg Config, r *recorder, start time.Time, elapsed time.Duration
 	rep := &Report{
 		SchemaVersion: SchemaVersion, Kind: "ingest", Started: start.UTC(),
 		Config: RunConfig{Dataset: cfg.Dataset, Format: cfg.Format, Batch: cfg.Batch, Concurrency: cfg.Concurrency,
-			Rows: cfg.Rows, Rate: cfg.Rate, Seed: cfg.Seed, Pregen: cfg.Pregen, Labels: cfg.Labels},
+			Rows: cfg.Rows, Rate: cfg.Rate, Seed: cfg.Seed, Pregen: cfg.Pregen, Compress: cfg.Compress,
+			Labels: cfg.Labels},
 		RowsSent: sentRows, BytesSent: sentBytes, RowsAcked: r.acked, RowsAccepted: r.accepted, RowsRejected: r.rejected,
 		BytesAcked: r.bytes, Batches: r.batches, BatchesAcked: r.ackedBatches, Replayed: r.replays, Errors: r.errs,
 		Retries: retries, ElapsedS: el, RowsPerS: float64(r.acked) / max(el, 1e-9), MBPerS: float64(r.bytes) / 1e6 / max(el, 1e-9),

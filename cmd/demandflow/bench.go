@@ -51,6 +51,7 @@ type benchIngestOpts struct {
 	calibrate   time.Duration
 	seed        uint64
 	pregen      int
+	compress    string
 	jsonOut     string
 	plotOut     string
 	results     string
@@ -103,6 +104,7 @@ setup error.`,
 	fs.DurationVar(&o.calibrate, "calibrate", 5*time.Second, "length of the calibration run for --rate P%")
 	fs.Uint64Var(&o.seed, "seed", 1, "seed of the row generator")
 	fs.IntVar(&o.pregen, "pregen", 0, "pre-generate N distinct bodies and send them round-robin (takes row generation out of the measurement)")
+	fs.StringVar(&o.compress, "compress", "none", "Content-Encoding of the bodies: none or zstd (compressed by the client; MB/s counts compressed bytes)")
 	fs.StringVar(&o.jsonOut, "json", "", "write the report as JSON to FILE")
 	fs.StringVar(&o.plotOut, "plot", "", "draw throughput and latency over time to FILE (.svg or .png)")
 	fs.StringVar(&o.results, "results", "", "append a row to the markdown results table in FILE (bench/RESULTS.md)")
@@ -133,6 +135,11 @@ func runBenchIngest(ctx context.Context, o *benchIngestOpts, stdout, stderr io.W
 		enc, ct = encodeArrow, client.ContentTypeArrow
 	default:
 		return setup("--format %q: want ndjson, csv or arrow", o.format)
+	}
+	switch o.compress {
+	case "", "none", "zstd":
+	default:
+		return setup("--compress %q: want none or zstd", o.compress)
 	}
 
 	if o.local {
@@ -171,12 +178,15 @@ func runBenchIngest(ctx context.Context, o *benchIngestOpts, stdout, stderr io.W
 	}
 
 	labels := map[string]string{"proto": o.tf.proto, "targets": strings.Join(tr.addrs, ",")}
+	if o.compress != "" && o.compress != "none" {
+		labels["compress"] = o.compress
+	}
 	if o.local {
 		labels["local"] = "true"
 	}
 	cfg := bench.Config{Client: c, Dataset: o.dataset, Format: o.format, ContentType: ct, Encode: enc,
 		Rows: o.rows, Duration: o.duration, Batch: o.batch, Concurrency: o.concurrency, Seed: o.seed,
-		Pregen: o.pregen, Labels: labels}
+		Pregen: o.pregen, Compress: strings.TrimPrefix(o.compress, "none"), Labels: labels}
 	if !o.quiet {
 		cfg.Progress = func(p bench.Point) {
 			fmt.Fprintf(stderr, "bench: %5.1fs %9.0f rows/s %7.1f MB/s  p50 %6.1f ms  p99 %6.1f ms  errors %d\n",
@@ -261,6 +271,9 @@ func benchArgs(o *benchIngestOpts) []string {
 	}
 	if o.pregen > 0 {
 		a = append(a, "--pregen", strconv.Itoa(o.pregen))
+	}
+	if o.compress != "" && o.compress != "none" {
+		a = append(a, "--compress", o.compress)
 	}
 	return a
 }

@@ -16,11 +16,13 @@ func TestBenchIngestLocal(t *testing.T) {
 		t.Skip("starts a node; skipped with -short")
 	}
 	dir := t.TempDir()
-	for _, tc := range []struct{ proto, format, plot string }{{"h1", "ndjson", "p.svg"}, {"h3", "arrow", "p.png"}} {
-		t.Run(tc.proto+"/"+tc.format, func(t *testing.T) {
+	for _, tc := range []struct{ proto, format, compress, plot string }{
+		{"h1", "ndjson", "none", "p.svg"}, {"h3", "arrow", "none", "p.png"}, {"h3", "ndjson", "zstd", "p.svg"},
+	} {
+		t.Run(tc.proto+"/"+tc.format+"/"+tc.compress, func(t *testing.T) {
 			js, plot, results := filepath.Join(dir, tc.proto+".json"), filepath.Join(dir, tc.plot), filepath.Join(dir, "RESULTS.md")
 			out, errOut, code := runCLI(t, "bench", "ingest", "--local", "--proto", tc.proto, "--format", tc.format, "--rows", "50000",
-				"--batch", "5000", "--concurrency", "4", "--json", js, "--plot", plot, "--results", results, "--quiet")
+				"--batch", "5000", "--concurrency", "4", "--compress", tc.compress, "--json", js, "--plot", plot, "--results", results, "--quiet")
 			if code != 0 {
 				t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 			}
@@ -67,6 +69,10 @@ func TestBenchIngestLocal(t *testing.T) {
 			if cfg["format"] != tc.format || num(cfg, "batch") != 5000 || labels["proto"] != tc.proto {
 				t.Errorf("config: %v", cfg)
 			}
+			if want := strings.TrimPrefix(tc.compress, "none"); cfg["compress"] != nil && cfg["compress"] != want ||
+				want != "" && (cfg["compress"] != want || num(rep, "bytes_sent") > 50000*20) {
+				t.Errorf("compress %s: config %v, %v bytes sent", tc.compress, cfg, rep["bytes_sent"])
+			}
 			if _, ok := rep["timeline"].([]any); !ok {
 				t.Errorf("timeline: got %T, want an array", rep["timeline"])
 			}
@@ -83,9 +89,19 @@ func TestBenchIngestLocal(t *testing.T) {
 				t.Errorf("plot is not an SVG chart: %.200s", b)
 			}
 			md, _ := os.ReadFile(results)
+			if tc.compress == "zstd" && !strings.Contains(string(md), "--compress zstd`") {
+				t.Errorf("results table lacks --compress:\n%s", md)
+			}
 			if !strings.Contains(string(md), "| "+tc.proto+" | "+tc.format+" | 5000 | 4 |") {
 				t.Errorf("results table lacks the run:\n%s", md)
 			}
 		})
+	}
+}
+
+func TestBenchIngestBadCompress(t *testing.T) {
+	_, errOut, code := runCLI(t, "bench", "ingest", "--local", "--compress", "lz4")
+	if code != 1 || !strings.Contains(errOut, `--compress "lz4": want none or zstd`) {
+		t.Errorf("exit %d, stderr %q: want 1 and a message naming --compress", code, errOut)
 	}
 }
