@@ -267,20 +267,33 @@ func (m *chunkValueMerger) Finish(bool) ([]byte, io.Closer, error) {
 }
 
 // stage is the set of pending staged blocks of a store.
+//
+// Two locks, so that a fold's commit never holds up an apply:
+//   - mu orders folds (and drops) against reads. Readers hold it shared
+//     while they read a series (chunk and pending blocks must be one
+//     consistent view); a fold holds it exclusively while it commits and
+//     removes its blocks, so a reader sees a block either pending or
+//     folded, never both or neither.
+//   - pubMu guards the pending list itself. An apply publishes its blocks
+//     under pubMu alone: a block published during a fold's commit is not
+//     one the fold took, so the reader's view stays consistent.
+//
+// The list is copy-on-write: a reader's snapshot (pending) stays valid
+// while blocks are appended or removed.
 type stage struct {
-	// mu guards blocks, rows and gen. Readers hold it shared while they
-	// read a series (chunk and pending blocks must be one consistent view);
-	// a fold holds it exclusively while it commits, so a reader sees a
-	// block either pending or folded, never both or neither.
-	mu     sync.RWMutex
-	blocks []*stagedBlock // in apply order
-	rows   int
+	// mu: see above. It also guards gen.
+	mu sync.RWMutex
 	// gen changes whenever pending blocks are dropped other than by a fold
 	// (dataset deletion, snapshot restore); a fold started under another
 	// generation discards its work.
 	gen uint64
-	// drained is signalled (with mu) when a fold removed blocks, for an
-	// apply waiting on MaxStagedRows.
+
+	// pubMu guards blocks, rows and closed.
+	pubMu  sync.Mutex
+	blocks []*stagedBlock // in apply order; never modified in place
+	rows   int
+	// drained is signalled (with pubMu) when a fold removed blocks, for
+	// an apply waiting on MaxStagedRows.
 	drained *sync.Cond
 
 	wake chan struct{} // nudges the folder
@@ -288,12 +301,20 @@ type stage struct {
 	done chan struct{}
 	// foldMu serialises folds (the folder and foldStaged callers).
 	foldMu sync.Mutex
-	closed bool // guarded by mu
+	closed bool // guarded by pubMu
+}
+
+// pending returns the pending blocks as of now. The caller holds mu
+// (shared is enough) so that no fold removes blocks while it reads them.
+func (st *stage) pending() []*stagedBlock {
+	st.pubMu.Lock()
+	defer st.pubMu.Unlock()
+	return st.blocks
 }
 
 func newStage() *stage {
 	st := &stage{wake: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	st.drained = sync.NewCond(&st.mu)
+	st.drained = sync.NewCond(&st.pubMu)
 	return st
 }
 
@@ -315,9 +336,9 @@ func (s *Store) startFolder() {
 			case <-s.stage.stop:
 				return
 			case <-s.stage.wake:
-				s.stage.mu.RLock()
+				s.stage.pubMu.Lock()
 				rows := s.stage.rows
-				s.stage.mu.RUnlock()
+				s.stage.pubMu.Unlock()
 				if rows < s.cfg.FoldRows {
 					continue
 				}
@@ -333,13 +354,17 @@ func (s *Store) startFolder() {
 // closeFolder stops the folder and releases appliers waiting for it.
 func (s *Store) closeFolder() {
 	st := s.stage
-	st.mu.Lock()
+	st.pubMu.Lock()
 	st.closed = true
 	st.drained.Broadcast()
-	st.mu.Unlock()
+	st.pubMu.Unlock()
 	close(st.stop)
 	<-st.done
 }
+
+// foldCommitted, when set (tests only), runs after a fold's commit and
+// before its blocks leave the pending list.
+var foldCommitted func()
 
 // foldStaged folds every pending block into the chunks.
 func (s *Store) foldStaged() error {
@@ -347,8 +372,8 @@ func (s *Store) foldStaged() error {
 	st.foldMu.Lock()
 	defer st.foldMu.Unlock()
 	st.mu.RLock()
-	blocks := slices.Clone(st.blocks)
 	gen := st.gen
+	blocks := slices.Clone(st.pending())
 	st.mu.RUnlock()
 	if len(blocks) == 0 {
 		return nil
@@ -387,17 +412,26 @@ func (s *Store) foldStaged() error {
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.gen != gen || st.closed {
+	st.pubMu.Lock()
+	closed := st.closed
+	st.pubMu.Unlock()
+	if st.gen != gen || closed {
 		return nil // dropped under us (dataset deleted, restore, close)
 	}
-	// Only folds remove blocks and they are serialised by foldMu, so the
-	// blocks folded are still the head of the pending list.
+	// Applies go on publishing meanwhile (pubMu); only folds and drops
+	// remove blocks, and they hold mu, so the blocks folded are still the
+	// head of the pending list.
 	if err := b.Commit(pebble.NoSync); err != nil {
 		return fmt.Errorf("commit fold: %w", err)
 	}
-	st.blocks = slices.Delete(st.blocks, 0, picked)
+	if foldCommitted != nil {
+		foldCommitted()
+	}
+	st.pubMu.Lock()
+	st.blocks = slices.Clone(st.blocks[picked:])
 	st.rows -= rows
 	st.drained.Broadcast()
+	st.pubMu.Unlock()
 	return nil
 }
 
@@ -500,7 +534,9 @@ func (s *Store) loadStaged() error {
 	}
 	st := s.stage
 	st.mu.Lock()
+	st.pubMu.Lock()
 	st.blocks, st.rows = blocks, rows
+	st.pubMu.Unlock()
 	st.gen++
 	s.legacyObs.Store(legacy)
 	st.mu.Unlock()
@@ -511,19 +547,24 @@ func (s *Store) loadStaged() error {
 }
 
 // dropStaged forgets the pending blocks of the given datasets (all when
-// dsids is nil) and invalidates running folds; the caller holds stage.mu.
+// dsids is nil) and invalidates running folds; the caller holds stage.mu
+// exclusively.
 func (st *stage) dropLocked(dsids map[uint32]bool) {
 	st.gen++
+	st.pubMu.Lock()
+	defer st.pubMu.Unlock()
 	if dsids == nil {
 		st.blocks, st.rows = nil, 0
 	} else {
-		st.blocks = slices.DeleteFunc(st.blocks, func(b *stagedBlock) bool {
+		kept := make([]*stagedBlock, 0, len(st.blocks))
+		for _, b := range st.blocks {
 			if dsids[b.dsid] {
 				st.rows -= b.rows
-				return true
+				continue
 			}
-			return false
-		})
+			kept = append(kept, b)
+		}
+		st.blocks = kept
 	}
 	st.drained.Broadcast()
 }
@@ -536,7 +577,9 @@ func (s *Store) publishStaged(blocks []*stagedBlock) {
 		return
 	}
 	st := s.stage
-	st.mu.Lock()
+	st.pubMu.Lock()
+	// Appending never changes what a reader's snapshot holds: it only
+	// writes past the snapshot's length.
 	st.blocks = append(st.blocks, blocks...)
 	for _, b := range blocks {
 		st.rows += b.rows
@@ -546,7 +589,7 @@ func (s *Store) publishStaged(blocks []*stagedBlock) {
 		st.nudge()
 		st.drained.Wait()
 	}
-	st.mu.Unlock()
+	st.pubMu.Unlock()
 	if fold {
 		st.nudge()
 	}
@@ -583,7 +626,7 @@ func (s *Store) seriesBody(e *dsEntry, sid uint64, dst, tmp []byte) ([]byte, []b
 	case !errors.Is(err, pebble.ErrNotFound):
 		return dst, tmp, err
 	}
-	for _, blk := range s.stage.blocks {
+	for _, blk := range s.stage.pending() {
 		if blk.dsid != e.id {
 			continue
 		}

@@ -1,10 +1,14 @@
 package cluster
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -152,9 +156,7 @@ func TestStagedObservationsModel(t *testing.T) {
 				t.Fatal("a store that folded along the way differs from one that folded once")
 			}
 			// Everything folded: no staged keys are left.
-			s.stage.mu.RLock()
-			pending := len(s.stage.blocks)
-			s.stage.mu.RUnlock()
+			pending := len(s.stage.pending())
 			if pending != 0 {
 				t.Fatalf("%d blocks pending after fold", pending)
 			}
@@ -300,5 +302,148 @@ func TestBlockBuilderIndex(t *testing.T) {
 		if wantM := map[bool]float64{false: 2, true: 3}[sum]; first[0][1] != wantM {
 			t.Fatalf("sum=%v: duplicate resolved to %v, want %v", sum, first[0][1], wantM)
 		}
+	}
+}
+
+// TestFoldWhileApplyingAndReading folds continuously while batches are
+// applied and a reader sums one series: every batch adds k to period 1
+// under the "sum" policy, so a reader that saw a block both pending and
+// folded would read more than was applied, and one that saw it neither
+// would read less than before. Applies must not wait for folds' commits
+// (stage.pubMu), and neither may reads tear.
+func TestFoldWhileApplyingAndReading(t *testing.T) {
+	const batches, k = 60, 7
+	mem := checkedMem(t)
+	s, err := OpenStore(StoreConfig{Dir: "fsm", FS: vfs.NewMem(), Logger: testLogger(t), CacheSize: 8 << 20,
+		MemTableSize: 4 << 20, FoldRows: 1 << 30, FoldInterval: 1 << 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	a := newApplier(t, s)
+	sc := testSchema("d", stream.DuplicatesSum)
+	a.one(mustCreate(t, sc))
+	rows := make([]row, k)
+	for i := range rows {
+		rows[i] = row{product: "p", region: "EU", period: 1, qty: 1, price: 1}
+	}
+	entries := make([][]byte, batches)
+	for i := range entries {
+		b := buildBatch(t, mem, &sc, rows, k, nil)
+		entries[i] = mustIngest(t, meta("d", fmt.Sprintf("tx%d", i), ""), &sc, b, 0)[0]
+		b.Release()
+	}
+	sid := stream.SeriesID("d", []string{"p", "EU"})
+	var applied atomic.Int64
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer close(done)
+		for _, e := range entries {
+			a.one(e)
+			applied.Add(1)
+		}
+	})
+	folds := 0
+	wg.Go(func() {
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if err := s.foldStaged(); err != nil {
+				t.Error(err)
+				return
+			}
+			folds++
+		}
+	})
+	reads, last := 0, 0.0
+	for loop := true; loop; {
+		select {
+		case <-done:
+			loop = false
+		default:
+		}
+		obs, err := s.Observations(t.Context(), "d", sid, math.MinInt32, math.MaxInt32)
+		if errors.Is(err, ErrUnknownSeries) {
+			continue // the first batch is not applied yet
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		// One apply may be published but not yet counted.
+		upper := float64((applied.Load() + 1) * k)
+		got := 0.0
+		if len(obs) == 1 {
+			got = obs[0].Value
+		}
+		if len(obs) > 1 || got > upper || got < last {
+			t.Fatalf("read %d: %v (%d observations), after %v, with at most %v applied", reads, got, len(obs), last, upper)
+		}
+		last = got
+		reads++
+	}
+	wg.Wait()
+	if err := s.foldStaged(); err != nil {
+		t.Fatal(err)
+	}
+	obs, err := s.Observations(t.Context(), "d", sid, math.MinInt32, math.MaxInt32)
+	if err != nil || len(obs) != 1 || obs[0].Value != batches*k {
+		t.Fatalf("after the last fold: %v, %v; want one observation of %d", obs, err, batches*k)
+	}
+	t.Logf("%d reads during %d folds", reads, folds)
+}
+
+// TestReadDuringFoldCommit reads a series between a fold's commit and the
+// removal of its blocks from the pending list: the read must wait for the
+// fold and see each row once.
+func TestReadDuringFoldCommit(t *testing.T) {
+	mem := checkedMem(t)
+	s, err := OpenStore(StoreConfig{Dir: "fsm", FS: vfs.NewMem(), Logger: testLogger(t), CacheSize: 8 << 20,
+		MemTableSize: 4 << 20, FoldRows: 1 << 30, FoldInterval: 1 << 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = s.Close() }()
+	a := newApplier(t, s)
+	sc := testSchema("d", stream.DuplicatesSum)
+	a.one(mustCreate(t, sc))
+	b := buildBatch(t, mem, &sc, []row{{"p", "EU", 1, 5, 1, ""}, {"p", "EU", 1, 2, 1, ""}}, 2, nil)
+	a.batch(mustIngest(t, meta("d", "tx", ""), &sc, b, 0)...)
+	b.Release()
+	sid := stream.SeriesID("d", []string{"p", "EU"})
+	var got []Observation
+	var readErr error
+	var wg sync.WaitGroup
+	b2 := buildBatch(t, mem, &sc, []row{{"p", "EU", 2, 1, 1, ""}}, 1, nil)
+	defer b2.Release()
+	foldCommitted = func() {
+		wg.Go(func() { got, readErr = s.Observations(t.Context(), "d", sid, math.MinInt32, math.MaxInt32) })
+		time.Sleep(50 * time.Millisecond) // room for a read that does not wait
+		// An apply meanwhile does not wait for the fold.
+		applied := make(chan struct{})
+		wg.Go(func() {
+			a.batch(mustIngest(t, meta("d", "tx2", ""), &sc, b2, 0)...)
+			close(applied)
+		})
+		select {
+		case <-applied:
+		case <-time.After(5 * time.Second):
+			t.Error("an apply waited for the fold's commit")
+		}
+	}
+	defer func() { foldCommitted = nil }()
+	if err := s.foldStaged(); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	// The read may also see the apply's period 2, published meanwhile.
+	if readErr != nil || len(got) < 1 || got[0].Period != 1 || got[0].Value != 7 {
+		t.Fatalf("read during the fold's commit: %v, %v; want period 1 at 7", got, readErr)
+	}
+	if got, err := s.Observations(t.Context(), "d", sid, math.MinInt32, math.MaxInt32); err != nil || len(got) != 2 || got[1].Value != 1 {
+		t.Fatalf("after the fold: %v, %v; want periods 1 and 2", got, err)
 	}
 }
