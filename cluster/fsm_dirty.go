@@ -69,6 +69,11 @@ type dirtyState struct {
 	marks map[uint64]dirtyMark
 
 	logParts int // dirty log records since the last checkpoint
+	// What the next checkpoint must write, without reading the log back:
+	// every mark changed since the last checkpoint either has an index
+	// above cpIndex (a touch) or is in clearedSince (a clear).
+	cpIndex      uint64
+	clearedSince []uint64
 }
 
 func newDirtyState() *dirtyState { return &dirtyState{marks: map[uint64]dirtyMark{}} }
@@ -202,21 +207,28 @@ func (ac *applyCtx) logClears(e *dsEntry, index uint64, cleared []clearedMark) {
 	if len(cleared) == 0 {
 		return
 	}
-	ac.appendDirtyLog(e, index, func() []byte { return encodeDirtyClear(cleared) })
+	if ac.appendDirtyLog(e, index, func() []byte { return encodeDirtyClear(cleared) }) {
+		w := ac.forecastWork()
+		for _, c := range cleared {
+			w.clearedLogged[e.id] = append(w.clearedLogged[e.id], c.sid)
+		}
+	}
 }
 
 // appendDirtyLog writes the record encode returns at index to the
 // dataset's dirty log, or checkpoints instead when it would be the
-// dirtyCheckpointParts-th record (the change is already staged).
-func (ac *applyCtx) appendDirtyLog(e *dsEntry, index uint64, encode func() []byte) {
+// dirtyCheckpointParts-th record (the change is already staged). It
+// reports whether it logged.
+func (ac *applyCtx) appendDirtyLog(e *dsEntry, index uint64, encode func() []byte) bool {
 	w := ac.forecastWork()
 	n := w.logParts(e) + 1
 	if n >= dirtyCheckpointParts {
-		ac.checkpointDirty(e)
-		return
+		ac.checkpointDirty(e, index)
+		return false
 	}
 	must(ac.b.Set(dirtyLogKey(e.id, index), encode(), nil))
 	w.logged[e.id] = n
+	return true
 }
 
 // logParts returns the dataset's dirty log length as of this point of the
@@ -277,23 +289,26 @@ func (ac *applyCtx) setDirty(ref seriesRef, m dirtyMark) {
 // checkpointDirty writes the current mark of every series named by the
 // dataset's dirty log (committed records and this batch's touches) and of
 // every staged change, then deletes the log.
-func (ac *applyCtx) checkpointDirty(e *dsEntry) {
+func (ac *applyCtx) checkpointDirty(e *dsEntry, index uint64) {
 	ac.materialize(e)
 	w := ac.forecastWork()
 	var sids []uint64
-	if e.dirty.logParts > 0 && w.checkpointed[e.id] == 0 {
-		// Records of earlier batches; this batch's are in the overlay.
-		lo, hi := dsRange(prefixDirtyLog, e.id)
-		// Only the named series matter here; their marks are current.
-		err := ac.s.scan(context.Background(), lo, hi, func(k, v []byte) (bool, error) {
-			if err := walkDirtyLog(v, func(_ string, sid uint64) { sids = append(sids, sid) },
-				func(sid, _ uint64) { sids = append(sids, sid) }); err != nil {
-				return false, fmt.Errorf("%x: %w", k, err)
+	if w.checkpointed[e.id] == 0 {
+		// Marks changed by earlier batches since the last checkpoint (this
+		// batch's are in the overlay): the series the log names, found
+		// from the committed marks instead of reading the log back, which
+		// cost up to 64 x 10,000 series ids to read and sort.
+		d := e.dirty
+		d.mu.Lock()
+		for sid, m := range d.marks {
+			if m.index > d.cpIndex {
+				sids = append(sids, sid)
 			}
-			return true, nil
-		})
-		if err != nil {
-			panic(fmt.Sprintf("cluster: fsm: read dirty log of dataset %d: %v", e.id, err))
+		}
+		d.mu.Unlock()
+		sids = append(sids, d.clearedSince...)
+		if verifyDirtyCheckpoints {
+			ac.verifyCheckpointSeries(e, sids)
 		}
 	}
 	for ref := range w.dirty {
@@ -319,6 +334,33 @@ func (ac *applyCtx) checkpointDirty(e *dsEntry) {
 	must(ac.b.DeleteRange(lo, hi, nil))
 	w.logged[e.id] = 0
 	w.checkpointed[e.id]++
+	w.cpIndex[e.id] = index
+	w.clearedLogged[e.id] = nil
+}
+
+// verifyDirtyCheckpoints makes every checkpoint check its series against
+// the log (tests turn it on).
+var verifyDirtyCheckpoints bool
+
+// verifyCheckpointSeries panics unless sids names the same series as the
+// dataset's dirty log of earlier batches (the rule checkpointDirty relies
+// on: see dirtyState).
+func (ac *applyCtx) verifyCheckpointSeries(e *dsEntry, sids []uint64) {
+	var logged []uint64
+	lo, hi := dsRange(prefixDirtyLog, e.id)
+	err := ac.s.scan(context.Background(), lo, hi, func(k, v []byte) (bool, error) {
+		return true, walkDirtyLog(v, func(_ string, sid uint64) { logged = append(logged, sid) },
+			func(sid, _ uint64) { logged = append(logged, sid) })
+	})
+	if err != nil {
+		panic(fmt.Sprintf("cluster: fsm: read dirty log of dataset %d: %v", e.id, err))
+	}
+	slices.Sort(logged)
+	got := slices.Compact(slices.Sorted(slices.Values(sids)))
+	if !slices.Equal(slices.Compact(logged), got) {
+		panic(fmt.Sprintf("cluster: fsm: dirty checkpoint of dataset %d: %d series from the marks, %d in the log",
+			e.id, len(got), len(slices.Compact(logged))))
+	}
 }
 
 // publishDirty applies the batch's committed mark changes to the datasets'
@@ -364,11 +406,25 @@ func (ac *applyCtx) publishDirty() {
 		}
 		d.mu.Unlock()
 	}
-	for id, n := range w.logged {
+	entry := func(id uint32) *dsEntry {
 		if e := byDS[id]; e != nil {
+			return e
+		}
+		return ac.entryByID(id)
+	}
+	for id, n := range w.logged {
+		if e := entry(id); e != nil {
 			e.dirty.logParts = n
-		} else if e := ac.entryByID(id); e != nil {
-			e.dirty.logParts = n
+		}
+	}
+	for id, i := range w.cpIndex {
+		if e := entry(id); e != nil {
+			e.dirty.cpIndex, e.dirty.clearedSince = i, nil
+		}
+	}
+	for id, c := range w.clearedLogged {
+		if e := entry(id); e != nil {
+			e.dirty.clearedSince = append(e.dirty.clearedSince, c...)
 		}
 	}
 }
@@ -402,7 +458,10 @@ func (s *Store) loadDirty(e *dsEntry) error {
 		if len(v) < 8 {
 			return false, fmt.Errorf("corrupt dirty mark %x", k)
 		}
-		d.marks[binary.BigEndian.Uint64(k[5:])] = dirtyMark{index: binary.BigEndian.Uint64(v), tx: string(v[8:])}
+		m := dirtyMark{index: binary.BigEndian.Uint64(v), tx: string(v[8:])}
+		d.marks[binary.BigEndian.Uint64(k[5:])] = m
+		// With an empty log nothing changed since the checkpoint.
+		d.cpIndex = max(d.cpIndex, m.index)
 		return true, nil
 	})
 	if err != nil {
@@ -413,7 +472,18 @@ func (s *Store) loadDirty(e *dsEntry) error {
 		if len(k) != 13 {
 			return false, fmt.Errorf("corrupt dirty log key %x", k)
 		}
-		if err := replayDirtyLog(d.marks, binary.BigEndian.Uint64(k[5:]), v); err != nil {
+		index := binary.BigEndian.Uint64(k[5:])
+		if d.logParts == 0 {
+			// Every change since the checkpoint is at or after the
+			// first record.
+			d.cpIndex = index - 1
+		}
+		if err := replayDirtyLog(d.marks, index, v); err != nil {
+			return false, fmt.Errorf("%x: %w", k, err)
+		}
+		if err := walkDirtyLog(v, func(string, uint64) {}, func(sid, _ uint64) {
+			d.clearedSince = append(d.clearedSince, sid)
+		}); err != nil {
 			return false, fmt.Errorf("%x: %w", k, err)
 		}
 		d.logParts++

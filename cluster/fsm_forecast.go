@@ -55,12 +55,17 @@ type forecastWork struct {
 	touches      []touch
 	logged       map[uint32]int
 	checkpointed map[uint32]int
+	// cpIndex is the index of the dataset's last checkpoint in this
+	// batch; clearedLogged the series of clear records logged after it.
+	cpIndex       map[uint32]uint64
+	clearedLogged map[uint32][]uint64
 }
 
 func (ac *applyCtx) forecastWork() *forecastWork {
 	if ac.fc == nil {
 		ac.fc = &forecastWork{dirty: map[seriesRef]dirtyMark{}, results: map[seriesRef]uint64{},
-			logged: map[uint32]int{}, checkpointed: map[uint32]int{}}
+			logged: map[uint32]int{}, checkpointed: map[uint32]int{},
+			cpIndex: map[uint32]uint64{}, clearedLogged: map[uint32][]uint64{}}
 	}
 	return ac.fc
 }
@@ -216,7 +221,7 @@ func (f *FSM) applyForecastRefresh(ac *applyCtx, index uint64, h, payload []byte
 		}
 		ac.setDirty(seriesRef{e.id, sid}, dirtyMark{index: index})
 	}
-	defer ac.checkpointDirty(e)
+	defer ac.checkpointDirty(e, index)
 	if hdr.Count == 0 {
 		for sid := range e.known {
 			mark(sid)

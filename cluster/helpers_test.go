@@ -178,3 +178,6 @@ type memSink struct {
 func (m *memSink) ID() string    { return "test" }
 func (m *memSink) Close() error  { m.closed = true; return nil }
 func (m *memSink) Cancel() error { m.canceled = true; return nil }
+
+// Every test checks each dirty checkpoint's series against the log.
+func init() { verifyDirtyCheckpoints = true }
