@@ -343,7 +343,7 @@ func (ac *applyCtx) commit(index, term uint64) {
 		s.mu.Unlock()
 	}
 	for ref, e := range ac.series {
-		e.known[ref.sid] = struct{}{}
+		e.known.Add(ref.sid)
 	}
 	ac.publishDirty()
 	ac.publishAlarms()

@@ -86,7 +86,7 @@ func (ac *applyCtx) resultIndex(ref seriesRef) (uint64, bool) {
 
 // seriesKnown reports whether the series exists as of this point of the batch.
 func (ac *applyCtx) seriesKnown(e *dsEntry, sid uint64) bool {
-	if _, ok := e.known[sid]; ok {
+	if e.known.Has(sid) {
 		return true
 	}
 	_, ok := ac.series[seriesRef{e.id, sid}]
@@ -223,7 +223,7 @@ func (f *FSM) applyForecastRefresh(ac *applyCtx, index uint64, h, payload []byte
 	}
 	defer ac.checkpointDirty(e, index)
 	if hdr.Count == 0 {
-		for sid := range e.known {
+		for sid := range e.known.All {
 			mark(sid)
 		}
 		for ref := range ac.series {

@@ -255,7 +255,7 @@ func (ac *applyCtx) writeRows(e *dsEntry, st *dsStats, index uint64, rec uint32,
 	}
 	sum := sc.Duplicates == stream.DuplicatesSum
 	if e.known == nil {
-		e.known = map[uint64]struct{}{}
+		e.known = &seriesSet{}
 	}
 	covVals := make([]float64, len(covs))
 	covNull := make([]bool, len(covs))
@@ -287,7 +287,7 @@ func (ac *applyCtx) writeRows(e *dsEntry, st *dsStats, index uint64, rec uint32,
 		sid := o.sid
 		if !haveLast || sid != lastSID {
 			ref := seriesRef{e.id, sid}
-			if _, known := e.known[sid]; !known {
+			if !e.known.Has(sid) {
 				if _, ok := ac.series[ref]; !ok {
 					for j, d := range dims {
 						dimVals[j] = d.Value(i)
