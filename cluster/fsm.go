@@ -190,6 +190,7 @@ type applyCtx struct {
 	ingested uint64 // ingest parts applied in this batch
 	valBuf   []byte
 	order    []rowOrder      // scratch of writeRows
+	orderTmp []rowOrder      // sortRows' other buffer
 	block    blockBuilder    // scratch of writeRows
 	staged   []*stagedBlock  // blocks staged in this batch, published on commit
 	dropped  map[uint32]bool // datasets deleted in this batch
