@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/demandflow/demandflow/stream"
 	"github.com/demandflow/demandflow/tracking"
@@ -210,7 +211,8 @@ type Store struct {
 // L0CompactionThreshold files and a write stop at L0StopWritesThreshold,
 // and Pebble's "Balanced" compression profile: the fastest codec (Snappy/
 // MinLZ) for L0-L4, where data is short-lived, and zstd level 1 for L5 value
-// blocks and all of L6, where most of the data lives.
+// blocks and all of L6, where most of the data lives; 10-bit Bloom filters
+// on every level for the point lookups of keys that do not exist.
 // The "demandflow.sum.v1" merge operator implements the "sum" duplicate
 // policy of legacy observation keys and merges series chunks (obsstore.go).
 //
@@ -235,6 +237,13 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 		Logger:                      pebbleLogger{cfg.Logger},
 	}
 	opts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionBalanced })
+	// Bloom filters: every ingest part looks up its idempotency record and
+	// transaction, which do not exist for a new transaction, and a miss
+	// without filters searched (and decompressed a block of) every table
+	// whose range held the random key: 0.4 s of 11 cpu-s for 4M rows.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
 	db, err := pebble.Open(cfg.Dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("open fsm store: %w", err)
