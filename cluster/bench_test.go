@@ -206,7 +206,7 @@ func BenchmarkApplyIngestCPU(b *testing.B) {
 			}
 			for b.Loop() {
 				b.StopTimer()
-				s, err := OpenStore(StoreConfig{Dir: b.TempDir(), FoldRows: *benchFoldRows})
+				s, err := OpenStore(StoreConfig{Dir: b.TempDir(), FoldRows: *benchFoldRows, L0CompactionThreshold: *benchL0})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -222,10 +222,26 @@ func BenchmarkApplyIngestCPU(b *testing.B) {
 				}
 				b.StopTimer()
 				b.ReportMetric((processCPU()-cpu0).Seconds()/(float64(total)/1e6), "cpu-s/Mrow")
+				// What Pebble wrote: the cost of the key layout beyond apply.
+				m := s.db.Metrics().Total()
+				b.ReportMetric(float64(m.TableBytesFlushed)/1e6, "flushed-MB")
+				b.ReportMetric(float64(m.TableBytesCompacted)/1e6, "compacted-MB")
 				b.ReportMetric(float64(total)/b.Elapsed().Seconds(), "rows/s")
 				if got := s.TrackingWriteErrors(); got != 0 {
 					b.Fatalf("%d tracking errors", got)
 				}
+				// Reads right after the ingest, with what Pebble has not
+				// compacted yet: the read side of the LSM settings.
+				t0 := time.Now()
+				const reads = 2000
+				for i := range reads {
+					k := i * (nSeries / reads)
+					sid := stream.SeriesID("d", []string{fmt.Sprintf("P%05d", k/8), fmt.Sprintf("M%d", k%8)})
+					if _, err := s.Observations(b.Context(), "d", sid, math.MinInt32, math.MaxInt32); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(time.Since(t0).Microseconds())/reads, "read-us/series")
 				_ = s.Close()
 				b.StartTimer()
 			}
@@ -236,4 +252,5 @@ func BenchmarkApplyIngestCPU(b *testing.B) {
 var (
 	benchCPURows  = flag.Int("rows", 2_000_000, "rows applied by BenchmarkApplyIngestCPU")
 	benchFoldRows = flag.Int("foldrows", 0, "StoreConfig.FoldRows of BenchmarkApplyIngestCPU (0: default)")
+	benchL0       = flag.Int("l0", 0, "StoreConfig.L0CompactionThreshold of BenchmarkApplyIngestCPU (0: default)")
 )
