@@ -9,6 +9,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // PushConfig configures a Pusher. A zero field means its default.
@@ -22,6 +24,11 @@ type PushConfig struct {
 	MaxBatchBytes int
 	// Concurrency is the number of requests in flight. Default 4.
 	Concurrency int
+	// Compress is the Content-Encoding of the requests: "" (none) or
+	// "zstd". Compressed bodies cost client CPU and save network bytes,
+	// ~10x for demand rows; MaxBatchBytes still bounds the uncompressed
+	// body, which is what the server's max_body_bytes limits.
+	Compress string
 	// KeyPrefix starts every batch's Idempotency-Key, which is
 	// "<KeyPrefix>-<batch number>". Pushing the same input again with the
 	// same KeyPrefix and Batch stores nothing twice. Default: random.
@@ -134,6 +141,11 @@ func NewPusher(c *Client, dataset string, format Format, cfg PushConfig) (*Pushe
 	if dataset == "" {
 		return nil, errors.New("client: push: no dataset")
 	}
+	switch cfg.Compress {
+	case "", "zstd":
+	default:
+		return nil, fmt.Errorf("client: push: compress %q: want zstd or none", cfg.Compress)
+	}
 	return &Pusher{c: c, dataset: dataset, format: format, cfg: cfg.withDefaults()}, nil
 }
 
@@ -235,12 +247,20 @@ func isDataError(err error) bool {
 		ae.Status != http.StatusTooManyRequests && ae.Status != http.StatusRequestTimeout
 }
 
+// zstdEncoder compresses Pusher bodies (EncodeAll is safe for concurrent
+// use); the fastest level, since compression runs on the push's path.
+var zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+
 // send ingests one batch.
 func (p *Pusher) send(ctx context.Context, b *batch) BatchOutcome {
 	o := BatchOutcome{Seq: b.seq, FirstRow: b.firstRow, Rows: b.rows, Bytes: len(b.body)}
 	key := fmt.Sprintf("%s-%d", p.cfg.KeyPrefix, b.seq)
 	t0 := time.Now()
-	r, err := p.c.Ingest(ctx, p.dataset, p.format.ContentType(), b.body, key)
+	body := b.body
+	if p.cfg.Compress == "zstd" {
+		body = zstdEncoder.EncodeAll(body, make([]byte, 0, len(body)/4))
+	}
+	r, err := p.c.IngestEncoded(ctx, p.dataset, p.format.ContentType(), p.cfg.Compress, body, key)
 	o.Latency = time.Since(t0)
 	if err != nil {
 		o.Err = fmt.Errorf("batch %d (rows %d-%d): %w", b.seq, b.firstRow, b.firstRow+int64(b.rows)-1, err)

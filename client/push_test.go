@@ -18,6 +18,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // fakeIngest is an ingest endpoint that decodes bodies with the standard
@@ -29,8 +31,11 @@ type fakeIngest struct {
 	records map[string]int // canonical record -> times stored
 	keys    map[string]*IngestResult
 	bodies  int
+	zstd    int             // bodies that came zstd-encoded
 	fail    func(n int) int // status to answer request n with (0 = normal)
 }
+
+var zstdDecoder, _ = zstd.NewReader(nil)
 
 func newFakeIngest() *fakeIngest {
 	return &fakeIngest{records: map[string]int{}, keys: map[string]*IngestResult{}}
@@ -44,6 +49,14 @@ func (f *fakeIngest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.bodies++
+	if r.Header.Get("Content-Encoding") == "zstd" {
+		if body, err = zstdDecoder.DecodeAll(body, nil); err != nil {
+			w.WriteHeader(400)
+			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		f.zstd++
+	}
 	if f.fail != nil {
 		if st := f.fail(f.bodies); st != 0 {
 			w.WriteHeader(st)
@@ -263,15 +276,19 @@ func (in input) encode(f Format) []byte {
 func TestPushFormats(t *testing.T) {
 	const n = 1000
 	in := genInput(n)
-	for _, f := range []Format{FormatCSV, FormatNDJSON, FormatJSON, FormatXML} {
-		t.Run(string(f), func(t *testing.T) {
+	for _, tc := range []struct {
+		f        Format
+		compress string
+	}{{FormatCSV, ""}, {FormatNDJSON, ""}, {FormatJSON, ""}, {FormatXML, ""}, {FormatCSV, "zstd"}, {FormatNDJSON, "zstd"}} {
+		f := tc.f
+		t.Run(string(f)+"/"+tc.compress, func(t *testing.T) {
 			srv := newFakeIngest()
 			hs := httptest.NewServer(srv)
 			defer hs.Close()
 			c := newTestClient(t, hs.URL)
 			var mu sync.Mutex
 			var rejects []Reject
-			p, err := NewPusher(c, "ds", f, PushConfig{Batch: 37, Concurrency: 3, OnBatch: func(o BatchOutcome) {
+			p, err := NewPusher(c, "ds", f, PushConfig{Batch: 37, Concurrency: 3, Compress: tc.compress, OnBatch: func(o BatchOutcome) {
 				mu.Lock()
 				rejects = append(rejects, o.Rejects...)
 				mu.Unlock()
@@ -287,6 +304,9 @@ func TestPushFormats(t *testing.T) {
 			if !res.OK() || res.Rows != n || res.Batches != wantBatches || res.Acked != wantBatches ||
 				res.Accepted != int64(n-len(in.bad)) || res.Rejected != int64(len(in.bad)) {
 				t.Fatalf("got %+v, want %d rows in %d acked batches, %d rejected", res, n, wantBatches, len(in.bad))
+			}
+			if want := map[string]int{"": 0, "zstd": srv.bodies}[tc.compress]; srv.zstd != want {
+				t.Fatalf("%d of %d bodies zstd-encoded, want %d", srv.zstd, srv.bodies, want)
 			}
 			for i, r := range in.rows {
 				rec := map[string]string{"id": r[0], "product": r[1], "qty": r[2]}
@@ -306,6 +326,13 @@ func TestPushFormats(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func TestPushBadCompress(t *testing.T) {
+	c := newTestClient(t, "http://127.0.0.1:1")
+	if _, err := NewPusher(c, "ds", FormatCSV, PushConfig{Compress: "gzip"}); err == nil || !strings.Contains(err.Error(), `"gzip"`) {
+		t.Errorf("compress gzip: got %v, want an error naming it", err)
 	}
 }
 

@@ -38,6 +38,7 @@ type pushOpts struct {
 	batch       int
 	concurrency int
 	maxBytes    int
+	compress    string
 	rejects     string
 	keyPrefix   string
 	progress    string
@@ -90,6 +91,7 @@ Exit codes:
 	fs.IntVar(&o.batch, "batch", 10000, "records per request")
 	fs.IntVar(&o.concurrency, "concurrency", 4, "requests in flight")
 	fs.IntVar(&o.maxBytes, "max-batch-bytes", 16<<20, "cut a batch early at this body size (stay under the node's max_body_bytes)")
+	fs.StringVar(&o.compress, "compress", "none", "Content-Encoding of the requests: none or zstd (~10x fewer bytes on the network for client CPU)")
 	fs.StringVar(&o.rejects, "rejects", "", "write rejected rows with reasons to FILE (NDJSON)")
 	fs.StringVar(&o.keyPrefix, "key-prefix", "", "Idempotency-Key prefix (default: random); reuse it to resume a push without duplicates")
 	fs.StringVar(&o.progress, "progress", "auto", "auto (bar on a terminal, lines otherwise), bar, plain or none")
@@ -152,6 +154,9 @@ func runPush(ctx context.Context, o *pushOpts, path string, stdout, stderr io.Wr
 	if o.batch < 1 || o.concurrency < 1 {
 		return setup("--batch and --concurrency must be at least 1")
 	}
+	if o.compress != "none" && o.compress != "zstd" {
+		return setup("--compress %q: want none or zstd", o.compress)
+	}
 
 	var in io.Reader = os.Stdin
 	var size int64 = -1
@@ -208,6 +213,7 @@ func runPush(ctx context.Context, o *pushOpts, path string, stdout, stderr io.Wr
 	var rejErr error
 	p, err := client.NewPusher(c, o.dataset, format, client.PushConfig{
 		Batch: o.batch, Concurrency: o.concurrency, MaxBatchBytes: o.maxBytes, KeyPrefix: o.keyPrefix,
+		Compress: strings.TrimPrefix(o.compress, "none"),
 		OnBatch: func(b client.BatchOutcome) {
 			prog.batch(b)
 			if b.Err != nil {

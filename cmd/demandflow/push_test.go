@@ -193,10 +193,11 @@ func TestPushRoundTrip(t *testing.T) {
 	c := testClient(t, p.url)
 	rows, _ := (sample.Config{Products: 15, Markets: 4, Months: 10, BadRows: -1}).Rows()
 	for _, tc := range []struct {
-		proto  string
-		format client.Format
-	}{{"h1", client.FormatCSV}, {"h2", client.FormatNDJSON}, {"h3", client.FormatJSON}} {
-		t.Run(tc.proto, func(t *testing.T) {
+		proto    string
+		format   client.Format
+		compress string
+	}{{"h1", client.FormatCSV, "none"}, {"h2", client.FormatNDJSON, "none"}, {"h3", client.FormatJSON, "none"}, {"h3", client.FormatCSV, "zstd"}} {
+		t.Run(tc.proto+"/"+tc.compress, func(t *testing.T) {
 			addr := p.url
 			args := []string{}
 			if tc.proto == "h3" {
@@ -206,12 +207,12 @@ func TestPushRoundTrip(t *testing.T) {
 				addr = "https://" + a.HTTP3
 				args = append(args, "--pin", a.Fingerprint)
 			}
-			name := "rt_" + tc.proto
+			name := "rt_" + tc.proto + "_" + tc.compress
 			createSample(t, c, name)
 			file := filepath.Join(t.TempDir(), "in."+string(tc.format))
 			writeSample(t, file, tc.format, rows)
 			out, errOut, code := runCLI(t, append(args, "push", "--addr", addr, "--proto", tc.proto, "--dataset", name,
-				"--batch", "70", "--concurrency", "3", file)...)
+				"--batch", "70", "--concurrency", "3", "--compress", tc.compress, file)...)
 			if code != 0 {
 				t.Fatalf("push: exit %d\n%s\n%s", code, out, errOut)
 			}
@@ -292,6 +293,7 @@ func TestPushRejectsAndExitCodes(t *testing.T) {
 	}{
 		{"unknown dataset", []string{"push", "--addr", p.url, "--dataset", "nope", file}, 1},
 		{"no format", []string{"push", "--addr", p.url, "--dataset", "rej", "-"}, 1},
+		{"bad compress", []string{"push", "--addr", p.url, "--dataset", "rej", "--compress", "lz4", file}, 1},
 		{"missing file", []string{"push", "--addr", p.url, "--dataset", "rej", filepath.Join(tmp, "none.csv")}, 1},
 		{"no node", []string{"push", "--addr", "http://127.0.0.1:1", "--retries", "1", "--dataset", "rej", file}, 1},
 		{"malformed input", []string{"push", "--addr", p.url, "--dataset", "rej", unterminated}, 2},
