@@ -558,7 +558,7 @@ var (
 var ingestCodec = codecMinLZ
 
 // ipcBufs recycles the uncompressed IPC streams of encodeRows, minlzBufs
-// its MinLZ output.
+// its MinLZ output and decodeRows' MinLZ input.
 var (
 	ipcBufs   = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 	minlzBufs = sync.Pool{New: func() any { return new([]byte) }}
@@ -653,7 +653,15 @@ func decodeRows(payload []byte, c uint8, mem memory.Allocator) ([]arrow.RecordBa
 		if n > maxRawPayload {
 			return nil, fmt.Errorf("decompress rows: %d bytes, above the %d byte limit", n, maxRawPayload)
 		}
-		raw, err := minlz.Decode(make([]byte, n), payload)
+		// A recycled buffer: the IPC reader copies every message into
+		// buffers from mem, so nothing read below points into it, and a
+		// fresh one cost an allocation and a clear of the whole stream.
+		buf := minlzBufs.Get().(*[]byte)
+		defer minlzBufs.Put(buf)
+		if cap(*buf) < n {
+			*buf = make([]byte, n)
+		}
+		raw, err := minlz.Decode((*buf)[:n], payload)
 		if err != nil {
 			return nil, fmt.Errorf("decompress rows: %w", err)
 		}
