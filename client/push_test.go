@@ -3,6 +3,7 @@ package client
 import (
 	"bufio"
 	"bytes"
+	"compress/gzip"
 	"encoding/csv"
 	"encoding/json"
 	"encoding/xml"
@@ -31,11 +32,14 @@ type fakeIngest struct {
 	records map[string]int // canonical record -> times stored
 	keys    map[string]*IngestResult
 	bodies  int
-	zstd    int             // bodies that came zstd-encoded
+	encoded int             // bodies that came gzip- or zstd-encoded
 	fail    func(n int) int // status to answer request n with (0 = normal)
 }
 
-var zstdDecoder, _ = zstd.NewReader(nil)
+var (
+	zstdDecoder, _ = zstd.NewReader(nil)
+	zstdEncoder, _ = zstd.NewWriter(nil)
+)
 
 func newFakeIngest() *fakeIngest {
 	return &fakeIngest{records: map[string]int{}, keys: map[string]*IngestResult{}}
@@ -49,13 +53,21 @@ func (f *fakeIngest) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.bodies++
-	if r.Header.Get("Content-Encoding") == "zstd" {
-		if body, err = zstdDecoder.DecodeAll(body, nil); err != nil {
-			w.WriteHeader(400)
-			_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
-			return
+	switch r.Header.Get("Content-Encoding") {
+	case "zstd":
+		body, err = zstdDecoder.DecodeAll(body, nil)
+		f.encoded++
+	case "gzip":
+		var zr *gzip.Reader
+		if zr, err = gzip.NewReader(bytes.NewReader(body)); err == nil {
+			body, err = io.ReadAll(zr)
 		}
-		f.zstd++
+		f.encoded++
+	}
+	if err != nil {
+		w.WriteHeader(400)
+		_ = json.NewEncoder(w).Encode(map[string]string{"error": err.Error()})
+		return
 	}
 	if f.fail != nil {
 		if st := f.fail(f.bodies); st != 0 {
@@ -279,7 +291,7 @@ func TestPushFormats(t *testing.T) {
 	for _, tc := range []struct {
 		f        Format
 		compress string
-	}{{FormatCSV, ""}, {FormatNDJSON, ""}, {FormatJSON, ""}, {FormatXML, ""}, {FormatCSV, "zstd"}, {FormatNDJSON, "zstd"}} {
+	}{{FormatCSV, ""}, {FormatNDJSON, ""}, {FormatJSON, ""}, {FormatXML, ""}, {FormatCSV, "gzip"}, {FormatNDJSON, "zstd"}} {
 		f := tc.f
 		t.Run(string(f)+"/"+tc.compress, func(t *testing.T) {
 			srv := newFakeIngest()
@@ -288,7 +300,11 @@ func TestPushFormats(t *testing.T) {
 			c := newTestClient(t, hs.URL)
 			var mu sync.Mutex
 			var rejects []Reject
-			p, err := NewPusher(c, "ds", f, PushConfig{Batch: 37, Concurrency: 3, Compress: tc.compress, OnBatch: func(o BatchOutcome) {
+			var encode func([]byte) []byte
+			if tc.compress == "zstd" {
+				encode = func(b []byte) []byte { return zstdEncoder.EncodeAll(b, nil) }
+			}
+			p, err := NewPusher(c, "ds", f, PushConfig{Batch: 37, Concurrency: 3, ContentEncoding: tc.compress, Encode: encode, OnBatch: func(o BatchOutcome) {
 				mu.Lock()
 				rejects = append(rejects, o.Rejects...)
 				mu.Unlock()
@@ -305,8 +321,8 @@ func TestPushFormats(t *testing.T) {
 				res.Accepted != int64(n-len(in.bad)) || res.Rejected != int64(len(in.bad)) {
 				t.Fatalf("got %+v, want %d rows in %d acked batches, %d rejected", res, n, wantBatches, len(in.bad))
 			}
-			if want := map[string]int{"": 0, "zstd": srv.bodies}[tc.compress]; srv.zstd != want {
-				t.Fatalf("%d of %d bodies zstd-encoded, want %d", srv.zstd, srv.bodies, want)
+			if want := map[bool]int{false: 0, true: srv.bodies}[tc.compress != ""]; srv.encoded != want {
+				t.Fatalf("%d of %d bodies %s-encoded, want %d", srv.encoded, srv.bodies, tc.compress, want)
 			}
 			for i, r := range in.rows {
 				rec := map[string]string{"id": r[0], "product": r[1], "qty": r[2]}
@@ -329,10 +345,10 @@ func TestPushFormats(t *testing.T) {
 	}
 }
 
-func TestPushBadCompress(t *testing.T) {
+func TestPushEncodingNeedsEncoder(t *testing.T) {
 	c := newTestClient(t, "http://127.0.0.1:1")
-	if _, err := NewPusher(c, "ds", FormatCSV, PushConfig{Compress: "gzip"}); err == nil || !strings.Contains(err.Error(), `"gzip"`) {
-		t.Errorf("compress gzip: got %v, want an error naming it", err)
+	if _, err := NewPusher(c, "ds", FormatCSV, PushConfig{ContentEncoding: "zstd"}); err == nil || !strings.Contains(err.Error(), `"zstd" needs PushConfig.Encode`) {
+		t.Errorf("zstd without Encode: got %v, want an error naming it", err)
 	}
 }
 

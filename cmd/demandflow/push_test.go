@@ -196,7 +196,7 @@ func TestPushRoundTrip(t *testing.T) {
 		proto    string
 		format   client.Format
 		compress string
-	}{{"h1", client.FormatCSV, "none"}, {"h2", client.FormatNDJSON, "none"}, {"h3", client.FormatJSON, "none"}, {"h3", client.FormatCSV, "zstd"}} {
+	}{{"h1", client.FormatCSV, "none"}, {"h2", client.FormatNDJSON, "none"}, {"h3", client.FormatJSON, "none"}, {"h3", client.FormatCSV, "zstd"}, {"h1", client.FormatNDJSON, "gzip"}} {
 		t.Run(tc.proto+"/"+tc.compress, func(t *testing.T) {
 			addr := p.url
 			args := []string{}
