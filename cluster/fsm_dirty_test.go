@@ -104,14 +104,7 @@ func TestDirtyLogCheckpointAndReplay(t *testing.T) {
 	}
 
 	// A restart replays the log over the checkpoint.
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-	s = openMemStore(t, fs)
-	a = &applier{t: t, f: NewFSM(s, testLogger(t)), idx: s.AppliedIndex()}
-	if got := fullMarks(t, s, "d"); !reflect.DeepEqual(got, want) {
-		t.Fatalf("marks after reopen: got %v, want %v", got, want)
-	}
+	s, a = reopenWithMarks(t, fs, s, want)
 
 	// A mixed batch: part i touches e, f, g; results for a (answering its
 	// mark: cleared) and g (answering its mark from before part i: g stays
@@ -213,6 +206,20 @@ func snapshotRoundTrip(t *testing.T, src *Store) *Store {
 	return dst
 }
 
+// reopenWithMarks closes s, opens the store on fs again and checks that
+// dataset "d" has the marks want.
+func reopenWithMarks(t *testing.T, fs vfs.FS, s *Store, want map[uint64]DirtyMark) (*Store, *applier) {
+	t.Helper()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = openMemStore(t, fs)
+	if got := fullMarks(t, s, "d"); !reflect.DeepEqual(got, want) {
+		t.Fatalf("marks after reopen: got %v, want %v", got, want)
+	}
+	return s, &applier{t: t, f: NewFSM(s, testLogger(t)), idx: s.AppliedIndex()}
+}
+
 // TestDirtyCheckpointAfterReopen: a checkpoint writes the marks changed
 // since the last one, found from the in-memory marks (dirtyState.cpIndex);
 // after a restart that rule is rebuilt from the log, empty or not. The
@@ -238,15 +245,7 @@ func TestDirtyCheckpointAfterReopen(t *testing.T) {
 	}
 	reopen := func() {
 		t.Helper()
-		want := fullMarks(t, s, "d")
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-		s = openMemStore(t, fs)
-		a = &applier{t: t, f: NewFSM(s, testLogger(t)), idx: s.AppliedIndex()}
-		if got := fullMarks(t, s, "d"); !reflect.DeepEqual(got, want) {
-			t.Fatalf("marks after reopen: got %v, want %v", got, want)
-		}
+		s, a = reopenWithMarks(t, fs, s, fullMarks(t, s, "d"))
 	}
 	logs := func() int { _, l := dirtyKeys(t, s, "d"); return l }
 	all := []string{"p0", "p1", "p2", "p3", "p4", "p5"}

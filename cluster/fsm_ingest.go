@@ -311,6 +311,17 @@ func (ac *applyCtx) writeRows(e *dsEntry, st *dsStats, index uint64, rec uint32,
 	ac.staged = append(ac.staged, blk)
 }
 
+// compareRows orders rows by (series id, period, row).
+func compareRows(a, b rowOrder) int {
+	if c := cmp.Compare(a.sid, b.sid); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(a.period, b.period); c != 0 {
+		return c
+	}
+	return cmp.Compare(a.row, b.row)
+}
+
 // sortRows sorts order by (series id, period), keeping the rows of equal
 // keys in their given order (body order: the rows are built in it), and
 // returns the sorted slice and the other buffer for reuse. A stable LSD
@@ -320,15 +331,7 @@ func (ac *applyCtx) writeRows(e *dsEntry, st *dsStats, index uint64, rec uint32,
 func sortRows(order, tmp []rowOrder) (sorted, spare []rowOrder) {
 	n := len(order)
 	if n < 256 {
-		slices.SortFunc(order, func(a, b rowOrder) int {
-			if c := cmp.Compare(a.sid, b.sid); c != 0 {
-				return c
-			}
-			if c := cmp.Compare(a.period, b.period); c != 0 {
-				return c
-			}
-			return cmp.Compare(a.row, b.row)
-		})
+		slices.SortFunc(order, compareRows)
 		return order, tmp
 	}
 	if cap(tmp) < n {

@@ -305,6 +305,22 @@ func TestBlockBuilderIndex(t *testing.T) {
 	}
 }
 
+// openSumStore opens an in-memory store that folds only when told, with
+// dataset "d" under the "sum" policy.
+func openSumStore(t *testing.T) (*Store, *applier, stream.Schema) {
+	t.Helper()
+	s, err := OpenStore(StoreConfig{Dir: "fsm", FS: vfs.NewMem(), Logger: testLogger(t), CacheSize: 8 << 20,
+		MemTableSize: 4 << 20, FoldRows: 1 << 30, FoldInterval: 1 << 40})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	a := newApplier(t, s)
+	sc := testSchema("d", stream.DuplicatesSum)
+	a.one(mustCreate(t, sc))
+	return s, a, sc
+}
+
 // TestFoldWhileApplyingAndReading folds continuously while batches are
 // applied and a reader sums one series: every batch adds k to period 1
 // under the "sum" policy, so a reader that saw a block both pending and
@@ -314,15 +330,7 @@ func TestBlockBuilderIndex(t *testing.T) {
 func TestFoldWhileApplyingAndReading(t *testing.T) {
 	const batches, k = 60, 7
 	mem := checkedMem(t)
-	s, err := OpenStore(StoreConfig{Dir: "fsm", FS: vfs.NewMem(), Logger: testLogger(t), CacheSize: 8 << 20,
-		MemTableSize: 4 << 20, FoldRows: 1 << 30, FoldInterval: 1 << 40})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = s.Close() }()
-	a := newApplier(t, s)
-	sc := testSchema("d", stream.DuplicatesSum)
-	a.one(mustCreate(t, sc))
+	s, a, sc := openSumStore(t)
 	rows := make([]row, k)
 	for i := range rows {
 		rows[i] = row{product: "p", region: "EU", period: 1, qty: 1, price: 1}
@@ -401,15 +409,7 @@ func TestFoldWhileApplyingAndReading(t *testing.T) {
 // fold and see each row once.
 func TestReadDuringFoldCommit(t *testing.T) {
 	mem := checkedMem(t)
-	s, err := OpenStore(StoreConfig{Dir: "fsm", FS: vfs.NewMem(), Logger: testLogger(t), CacheSize: 8 << 20,
-		MemTableSize: 4 << 20, FoldRows: 1 << 30, FoldInterval: 1 << 40})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = s.Close() }()
-	a := newApplier(t, s)
-	sc := testSchema("d", stream.DuplicatesSum)
-	a.one(mustCreate(t, sc))
+	s, a, sc := openSumStore(t)
 	b := buildBatch(t, mem, &sc, []row{{"p", "EU", 1, 5, 1, ""}, {"p", "EU", 1, 2, 1, ""}}, 2, nil)
 	a.batch(mustIngest(t, meta("d", "tx", ""), &sc, b, 0)...)
 	b.Release()

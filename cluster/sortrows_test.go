@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"cmp"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -14,15 +13,7 @@ func TestSortRows(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	ref := func(o []rowOrder) []rowOrder {
 		o = slices.Clone(o)
-		slices.SortFunc(o, func(a, b rowOrder) int {
-			if c := cmp.Compare(a.sid, b.sid); c != 0 {
-				return c
-			}
-			if c := cmp.Compare(a.period, b.period); c != 0 {
-				return c
-			}
-			return cmp.Compare(a.row, b.row)
-		})
+		slices.SortFunc(o, compareRows)
 		return o
 	}
 	sids := make([]uint64, 300)
@@ -76,15 +67,7 @@ func BenchmarkSortRows(b *testing.B) {
 	b.Run("pdqsort", func(b *testing.B) {
 		for b.Loop() {
 			copy(order, in)
-			slices.SortFunc(order, func(a, b rowOrder) int {
-				if c := cmp.Compare(a.sid, b.sid); c != 0 {
-					return c
-				}
-				if c := cmp.Compare(a.period, b.period); c != 0 {
-					return c
-				}
-				return cmp.Compare(a.row, b.row)
-			})
+			slices.SortFunc(order, compareRows)
 		}
 	})
 }
