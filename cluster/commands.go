@@ -487,9 +487,10 @@ func planRows(as *arrow.Schema, recs []arrow.RecordBatch, budget int) ([]planned
 				return nil, err
 			}
 			// fill is how full the part is: the larger of its share of
-			// the budget and of the codec's limit, in 1/1024ths.
-			fill := max(int64(len(payload))*1024/int64(budget), int64(raw)*1024/maxRawPayload, 1)
-			if fill <= 1024 {
+			// the budget and of the codec's limit, in 1/1024ths (rounded
+			// up; it only steers the next guess).
+			fill := max(ceilDiv(int64(len(payload))*1024, int64(budget)), ceilDiv(int64(raw)*1024, maxRawPayload), 1)
+			if len(payload) <= budget && raw <= maxRawPayload {
 				parts = append(parts, plannedPart{payload: payload, rows: int(n)})
 				// Aim for 90% next time.
 				guess = max(n*1024*9/10/fill, 1)
@@ -517,6 +518,8 @@ func planRows(as *arrow.Schema, recs []arrow.RecordBatch, budget int) ([]planned
 	}
 	return parts, nil
 }
+
+func ceilDiv(a, b int64) int64 { return (a + b - 1) / b }
 
 // recordBytes is the size of r's buffers, an estimate of its IPC size.
 func recordBytes(r arrow.RecordBatch) int64 {
