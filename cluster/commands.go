@@ -126,9 +126,9 @@ const (
 	// codecMinLZ: payload is one MinLZ block (github.com/minio/minlz, the
 	// codec Pebble uses for its own blocks) around an uncompressed Arrow IPC
 	// stream of at most minlz.MaxBlockSize bytes. What EncodeIngest writes:
-	// about 4x cheaper to encode and 3x cheaper to decode than
-	// codecZstdFrame for a 10k-row batch, for entries about 1.5x larger
-	// (BenchmarkEncodeIngest). Encoding sits on the ack path of every
+	// 0.69 ms to encode and 0.78 ms to decode a 10k-row batch (Arrow IPC
+	// included) against 1.91 and 0.97 ms for codecZstdFrame, for entries
+	// 1.56x larger (BenchmarkEncodeIngest). Encoding sits on the ack path of every
 	// ingest request and decoding is done by every node, while the extra
 	// bytes only pass through the raft log once.
 	codecMinLZ uint8 = 3
