@@ -61,16 +61,7 @@ func (s *seriesSet) Has(sid uint64) bool {
 	if s.dir == nil {
 		return false
 	}
-	p := s.page(sid)
-	mask := len(p.slots) - 1
-	for i := p.home(sid); ; i = (i + 1) & mask {
-		switch p.slots[i] {
-		case sid:
-			return true
-		case 0:
-			return false
-		}
-	}
+	return s.page(sid).Has(sid)
 }
 
 // Add inserts sid.
