@@ -148,17 +148,19 @@ func walkDirtyLog(v []byte, touch func(tx string, sid uint64), clear func(sid, d
 	return nil
 }
 
-// replayDirtyLog applies the record at index to marks as apply did: a
-// touch raises each series' mark to index (newest wins), a clear deletes
-// each named mark that is not newer than the result's data index.
-func replayDirtyLog(marks map[uint64]dirtyMark, index uint64, v []byte) error {
+// replay applies the record at index to d's marks as apply did: a touch
+// raises each series' mark to index (newest wins), a clear deletes each
+// named mark that is not newer than the result's data index (and the
+// series go to clearedSince, for the next checkpoint).
+func (d *dirtyState) replay(index uint64, v []byte) error {
 	return walkDirtyLog(v, func(tx string, sid uint64) {
-		if cur, ok := marks[sid]; !ok || cur.index < index {
-			marks[sid] = dirtyMark{index: index, tx: tx}
+		if cur, ok := d.marks[sid]; !ok || cur.index < index {
+			d.marks[sid] = dirtyMark{index: index, tx: tx}
 		}
 	}, func(sid, di uint64) {
-		if m, ok := marks[sid]; ok && m.index <= di {
-			delete(marks, sid)
+		d.clearedSince = append(d.clearedSince, sid)
+		if m, ok := d.marks[sid]; ok && m.index <= di {
+			delete(d.marks, sid)
 		}
 	})
 }
@@ -356,10 +358,11 @@ func (ac *applyCtx) verifyCheckpointSeries(e *dsEntry, sids []uint64) {
 		panic(fmt.Sprintf("cluster: fsm: read dirty log of dataset %d: %v", e.id, err))
 	}
 	slices.Sort(logged)
+	logged = slices.Compact(logged)
 	got := slices.Compact(slices.Sorted(slices.Values(sids)))
-	if !slices.Equal(slices.Compact(logged), got) {
+	if !slices.Equal(logged, got) {
 		panic(fmt.Sprintf("cluster: fsm: dirty checkpoint of dataset %d: %d series from the marks, %d in the log",
-			e.id, len(got), len(slices.Compact(logged))))
+			e.id, len(got), len(logged)))
 	}
 }
 
@@ -478,12 +481,7 @@ func (s *Store) loadDirty(e *dsEntry) error {
 			// first record.
 			d.cpIndex = index - 1
 		}
-		if err := replayDirtyLog(d.marks, index, v); err != nil {
-			return false, fmt.Errorf("%x: %w", k, err)
-		}
-		if err := walkDirtyLog(v, func(string, uint64) {}, func(sid, _ uint64) {
-			d.clearedSince = append(d.clearedSince, sid)
-		}); err != nil {
+		if err := d.replay(index, v); err != nil {
 			return false, fmt.Errorf("%x: %w", k, err)
 		}
 		d.logParts++

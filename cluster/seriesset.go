@@ -123,32 +123,33 @@ func newSetPage(local uint, slots int) *setPage {
 	return &setPage{slots: make([]uint64, slots), local: local, shift: 64 - uint(bits.TrailingZeros(uint(slots)))}
 }
 
-// Has reports whether sid is in p.
-func (p *setPage) Has(sid uint64) bool {
+// find returns the slot of sid in p, or the empty slot where it belongs.
+func (p *setPage) find(sid uint64) (slot int, found bool) {
 	mask := len(p.slots) - 1
 	for i := p.home(sid); ; i = (i + 1) & mask {
 		switch p.slots[i] {
 		case sid:
-			return true
+			return i, true
 		case 0:
-			return false
+			return i, false
 		}
 	}
 }
 
+// Has reports whether sid is in p.
+func (p *setPage) Has(sid uint64) bool {
+	_, found := p.find(sid)
+	return found
+}
+
 // insert puts sid into p; it reports whether sid was new.
 func (p *setPage) insert(sid uint64) bool {
-	mask := len(p.slots) - 1
-	for i := p.home(sid); ; i = (i + 1) & mask {
-		switch p.slots[i] {
-		case sid:
-			return false
-		case 0:
-			p.slots[i] = sid
-			p.n++
-			return true
-		}
+	i, found := p.find(sid)
+	if !found {
+		p.slots[i] = sid
+		p.n++
 	}
+	return !found
 }
 
 // split makes room in the full page p, which holds sid's prefix: it splits

@@ -178,15 +178,15 @@ func runBenchIngest(ctx context.Context, o *benchIngestOpts, stdout, stderr io.W
 	}
 
 	labels := map[string]string{"proto": o.tf.proto, "targets": strings.Join(tr.addrs, ",")}
-	if o.compress != "" && o.compress != "none" {
-		labels["compress"] = o.compress
+	if enc := o.encoding(); enc != "" {
+		labels["compress"] = enc
 	}
 	if o.local {
 		labels["local"] = "true"
 	}
 	cfg := bench.Config{Client: c, Dataset: o.dataset, Format: o.format, ContentType: ct, Encode: enc,
 		Rows: o.rows, Duration: o.duration, Batch: o.batch, Concurrency: o.concurrency, Seed: o.seed,
-		Pregen: o.pregen, Compress: strings.TrimPrefix(o.compress, "none"), Labels: labels}
+		Pregen: o.pregen, Compress: o.encoding(), Labels: labels}
 	if !o.quiet {
 		cfg.Progress = func(p bench.Point) {
 			fmt.Fprintf(stderr, "bench: %5.1fs %9.0f rows/s %7.1f MB/s  p50 %6.1f ms  p99 %6.1f ms  errors %d\n",
@@ -252,6 +252,9 @@ func runBenchIngest(ctx context.Context, o *benchIngestOpts, stdout, stderr io.W
 	return nil
 }
 
+// encoding is the Content-Encoding --compress asks for ("" for none).
+func (o *benchIngestOpts) encoding() string { return strings.TrimPrefix(o.compress, "none") }
+
 // benchArgs reconstructs the run's flags for the results table.
 func benchArgs(o *benchIngestOpts) []string {
 	a := []string{}
@@ -272,8 +275,8 @@ func benchArgs(o *benchIngestOpts) []string {
 	if o.pregen > 0 {
 		a = append(a, "--pregen", strconv.Itoa(o.pregen))
 	}
-	if o.compress != "" && o.compress != "none" {
-		a = append(a, "--compress", o.compress)
+	if enc := o.encoding(); enc != "" {
+		a = append(a, "--compress", enc)
 	}
 	return a
 }
