@@ -133,6 +133,9 @@ func (f *FSM) applyIngest(ac *applyCtx, index uint64, h, payload []byte) any {
 		}
 		rows += int(r.NumRows())
 	}
+	// The object index's encoding of this part runs beside writeRows.
+	prep := f.prepareObjects(ac, e, &hdr, recs)
+	defer prep.Release() // (before the records are released)
 	st := ac.statsOf(e)
 	var sids []uint64
 	for i, r := range recs {
@@ -174,7 +177,7 @@ func (f *FSM) applyIngest(ac *applyCtx, index uint64, h, payload []byte) any {
 		tx.Errors = append(tx.Errors, hdr.Errors[:min(room, len(hdr.Errors))]...)
 	}
 	// Tracking first: it updates tx's tracking accumulators.
-	f.trackIngest(ac, e, &hdr, recs, rows, tx, first)
+	f.trackIngest(ac, e, &hdr, recs, prep, rows, tx, first)
 	must(ac.b.Set(txKey(e.id, hdr.Key), msgpackEncode(tx), nil))
 	st.accepted += int64(rows)
 	st.rejected += int64(len(hdr.Errors))

@@ -167,7 +167,7 @@ func unixNanoOrZero(t time.Time) int64 {
 // of this file). tx is the transaction record after this part, first is
 // true when this part created it, rows counts the part's accepted rows.
 // Errors are counted by the Recorder and otherwise ignored.
-func (f *FSM) trackIngest(ac *applyCtx, e *dsEntry, h *ingestHeader, recs []arrow.RecordBatch, rows int, tx *txRecordWire, first bool) {
+func (f *FSM) trackIngest(ac *applyCtx, e *dsEntry, h *ingestHeader, recs []arrow.RecordBatch, prep *tracking.PreparedObjects, rows int, tx *txRecordWire, first bool) {
 	t := ingestTimes(h, ac.log)
 	entryBytes := int64(len(ac.log.Data))
 	if first || tx.ApplyStart == 0 {
@@ -232,7 +232,7 @@ func (f *FSM) trackIngest(ac *applyCtx, e *dsEntry, h *ingestHeader, recs []arro
 	if e.schema.TracksObjects() {
 		folds := rec.Folds()
 		oi := e.schema.IdxObjectID()
-		trackObjects(rec, oi, id, tx.Dataset, h.Errors, recs, t)
+		trackObjects(rec, oi, id, tx.Dataset, h.Errors, recs, prep, t)
 		if rec.Folds() != folds {
 			// Everything staged before is in runs now.
 			must(ac.b.DeleteRange(pendingTable()))
@@ -299,7 +299,7 @@ func (f *FSM) restageObjects(rs **tracking.Recorder, l *raft.Log) {
 	if *rs == nil {
 		*rs = f.store.track.NewRestager(f.store.db)
 	}
-	trackObjects(*rs, p.ObjectCol, p.TxID, p.Dataset, hdr.Errors, recs, ingestTimes(&hdr, l))
+	trackObjects(*rs, p.ObjectCol, p.TxID, p.Dataset, hdr.Errors, recs, nil, ingestTimes(&hdr, l))
 }
 
 // idempotencyKeyOf returns the client's idempotency key, "" when the key is
@@ -311,11 +311,34 @@ func idempotencyKeyOf(tx *txRecordWire) string {
 	return tx.Key
 }
 
+// prepareObjects starts encoding the object-index calls of the accepted
+// rows of one part (recs) on another goroutine, or returns nil when the
+// part records none. trackObjects records what it prepared.
+func (f *FSM) prepareObjects(ac *applyCtx, e *dsEntry, h *ingestHeader, recs []arrow.RecordBatch) *tracking.PreparedObjects {
+	oi := e.schema.IdxObjectID()
+	if f.trackingOff || !e.schema.Tracks() || !e.schema.TracksObjects() || oi < 0 {
+		return nil
+	}
+	cols := make([]tracking.AppliedColumns, 0, len(recs))
+	for _, r := range recs {
+		if r.NumRows() > 0 {
+			cols = append(cols, tracking.AppliedColumns{IDs: r.Column(oi).(*array.String), Rows: r.Column(stream.IdxRow).(*array.Int32)})
+		}
+	}
+	if len(cols) == 0 {
+		return nil
+	}
+	return f.store.track.PrepareApplied(h.TxID, h.Dataset, ingestTimes(h, ac.log).appended, cols)
+}
+
 // trackObjects records the object-index entries of one part: one entry per
 // rejected row with an object id (validate, rejected, at the end of
 // validate) and one per accepted row (apply, accepted, at the append),
-// read straight from the batch's object-id and row columns.
-func trackObjects(rec *tracking.Recorder, oi int, id, dataset string, errs []stream.RowError, recs []arrow.RecordBatch, t entryTimes) {
+// read straight from the batch's object-id and row columns, or recorded
+// from prep (prepareObjects) when it has the calls of transaction id in
+// dataset. (A retried transaction's later parts carry a new id, while
+// its record keeps the first one.)
+func trackObjects(rec *tracking.Recorder, oi int, id, dataset string, errs []stream.RowError, recs []arrow.RecordBatch, prep *tracking.PreparedObjects, t entryTimes) {
 	if len(errs) > 0 {
 		ents := make([]tracking.ObjectEntry, 0, len(errs))
 		for _, re := range errs {
@@ -327,6 +350,10 @@ func trackObjects(rec *tracking.Recorder, oi int, id, dataset string, errs []str
 		if len(ents) > 0 {
 			_ = rec.RecordObjects(id, dataset, t.validateEnd, ents)
 		}
+	}
+	if prep != nil && prep.For(id, dataset) {
+		_ = rec.RecordPrepared(prep)
+		return
 	}
 	if oi < 0 {
 		return

@@ -526,3 +526,82 @@ func TestVolatileStaging(t *testing.T) {
 		t.Fatal("journeys after folding persisted calls differ")
 	}
 }
+
+// TestRecordPreparedMatchesRecordApplied: calls encoded ahead by
+// PrepareApplied stage exactly the bytes RecordApplied stages, in the
+// same order, across folds, whether or not the transaction is recorded
+// (then every chunk carries the dataset), and fail as RecordApplied does.
+func TestRecordPreparedMatchesRecordApplied(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	column := func(n, base int) AppliedColumns {
+		ids := strColumn{}
+		var rows rowColumn
+		for i := range n {
+			ids.v = append(ids.v, fmt.Sprint("p-", base+rng.IntN(5*n)))
+			ids.null = append(ids.null, rng.IntN(50) == 0)
+			rows = append(rows, int32(base+i))
+		}
+		return AppliedColumns{ids, rows}
+	}
+	cfg := Config{ObjectFoldCalls: 7}
+	direct, prepared := newMemStore(t, cfg), newMemStore(t, cfg)
+	folds := 0
+	for i := range 20 {
+		at := t0.Add(time.Duration(i) * time.Minute)
+		tx := txid(at, uint64(i))
+		cols := []AppliedColumns{column(1+rng.IntN(400), 0), column(1+rng.IntN(400), 1000)}
+		recordTx := i%3 != 0
+		for _, s := range []*Store{direct, prepared} {
+			update(t, s, func(rec *Recorder) error {
+				if recordTx {
+					if err := rec.RecordTransaction(Transaction{ID: tx, Dataset: "ds", Source: SourceHTTP}); err != nil {
+						return err
+					}
+				}
+				if s == prepared {
+					defer func() { folds += rec.Folds() }()
+					return rec.RecordPrepared(s.PrepareApplied(tx, "ds", at, cols))
+				}
+				for _, c := range cols {
+					if err := rec.RecordApplied(tx, "ds", at, c.IDs, c.Rows); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
+		if da, dp := dump(t, direct), dump(t, prepared); fmt.Sprint(da) != fmt.Sprint(dp) {
+			t.Fatalf("after call %d (transaction recorded %v): stores differ (%d and %d keys)", i, recordTx, len(da), len(dp))
+		}
+	}
+	if folds == 0 {
+		t.Fatal("no fold happened; the test must cover folds")
+	}
+	evs, _, err := prepared.Object(t.Context(), nil, "p-3", 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _, _ := direct.Object(t.Context(), nil, "p-3", 0, "")
+	if fmt.Sprint(evs) != fmt.Sprint(want) {
+		t.Fatalf("lookup: prepared %+v, direct %+v", evs, want)
+	}
+
+	bad := []AppliedColumns{{strColumn{v: []string{"x"}, null: []bool{false}}, rowColumn{-1}}}
+	for _, tx := range []string{"not-a-ulid", txid(t0, 99)} {
+		var errs [2]error
+		for i, s := range []*Store{direct, prepared} {
+			errs[i] = s.Update(func(rec *Recorder) error {
+				if s == prepared {
+					return rec.RecordPrepared(s.PrepareApplied(tx, "ds", t0, bad))
+				}
+				return rec.RecordApplied(tx, "ds", t0, bad[0].IDs, bad[0].Rows)
+			})
+		}
+		if errs[0] == nil || fmt.Sprint(errs[0]) != fmt.Sprint(errs[1]) {
+			t.Errorf("tx %q: RecordApplied failed with %v, RecordPrepared with %v", tx, errs[0], errs[1])
+		}
+	}
+	if direct.WriteErrors() != prepared.WriteErrors() || direct.WriteErrors() != 2 {
+		t.Errorf("write errors: direct %d, prepared %d, want 2 each", direct.WriteErrors(), prepared.WriteErrors())
+	}
+}

@@ -406,6 +406,10 @@ type objScratch struct {
 	body [objectBuckets]int
 	pos  [objectBuckets]int
 	buf  []byte
+	// The sums of scan: the entries' total size, their number and the
+	// call's smallest (row, stage) as in first.
+	total, entries int
+	firstAll       uint64
 }
 
 func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, src objectSource) error {
@@ -413,14 +417,51 @@ func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, src object
 	if err != nil {
 		return err
 	}
-	sc, _ := rc.s.objScratch.Get().(*objScratch)
+	sc := rc.s.getObjScratch()
+	defer rc.s.putObjScratch(sc)
+	if err := sc.scan(txID, src); err != nil {
+		return err
+	}
+	return rc.stageScanned(sc, id, dataset, at, src, nil)
+}
+
+// stageScanned stages the call that sc.scan scanned from src. encoded is
+// sc's encoding without the dataset (sc.encode(src, "", false)), or nil.
+func (rc *Recorder) stageScanned(sc *objScratch, id [ulidLen]byte, dataset string, at time.Time, src objectSource, encoded []byte) error {
+	if sc.entries == 0 {
+		return nil
+	}
+	// The dataset goes into every chunk only if the transaction record
+	// cannot supply it (one read per call, usually from the overlay).
+	e, err := rc.entry(id)
+	if err != nil {
+		return err
+	}
+	withDataset := dataset != "" && (e.st == nil || !e.st.recorded || e.st.tx.Dataset != dataset)
+	buf := encoded
+	if buf == nil || withDataset {
+		buf = sc.encode(src, dataset, withDataset)
+	}
+	key := rc.s.k.objStage(unixDay(at), msOfDay(at), id, uint32(sc.firstAll>>8), byte(sc.firstAll))
+	return rc.stageObjects(key, buf, sc.entries)
+}
+
+func (s *Store) getObjScratch() *objScratch {
+	sc, _ := s.objScratch.Get().(*objScratch)
 	if sc == nil {
 		sc = new(objScratch)
 	}
-	defer func() {
-		clear(sc.prevID[:])
-		rc.s.objScratch.Put(sc)
-	}()
+	return sc
+}
+
+func (s *Store) putObjScratch(sc *objScratch) {
+	clear(sc.prevID[:])
+	s.objScratch.Put(sc)
+}
+
+// scan is pass 1 of a call: it validates src's entries, buckets them and
+// sizes every chunk's body (sc.entries 0: nothing to record).
+func (sc *objScratch) scan(txID string, src objectSource) error {
 	n := src.len()
 	if cap(sc.bk) < n {
 		sc.bk = make([]uint16, n)
@@ -432,9 +473,7 @@ func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, src object
 	shared, delta := sc.shared[:n], sc.delta[:n]
 	clear(sc.n[:])
 	clear(sc.body[:])
-
-	// Pass 1: validate, bucket, size every chunk's body.
-	total, entries := 0, 0
+	sc.total, sc.entries, sc.firstAll = 0, 0, ^uint64(0)
 	for i := range n {
 		oid, row, code, err := src.entry(i)
 		if err != nil {
@@ -462,28 +501,32 @@ func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, src object
 		shared[i], delta[i] = byte(sh), d
 		size := objectEntrySize(oid, field, reason, sh, d, code)
 		sc.body[bk] += size
-		total += size
-		entries++
+		sc.total += size
+		sc.entries++
 		rs := uint64(row)<<8 | uint64(stc)
 		if sc.n[bk] == 0 || rs < sc.first[bk] {
 			sc.first[bk] = rs
 		}
 		sc.n[bk]++
 	}
-	if total == 0 {
-		return nil
+	if sc.total == 0 {
+		sc.entries = 0
 	}
-
-	// The dataset goes into every chunk only if the transaction record
-	// cannot supply it (one read per call, usually from the overlay).
-	e, err := rc.entry(id)
-	if err != nil {
-		return err
+	for b := range objectBuckets {
+		if sc.n[b] > 0 {
+			sc.firstAll = min(sc.firstAll, sc.first[b])
+		}
 	}
-	withDataset := dataset != "" && (e.st == nil || !e.st.recorded || e.st.tx.Dataset != dataset)
+	return nil
+}
 
-	// Lay the chunks out in one buffer behind the directory of the staged
-	// value (keys.go), writing their headers and the directory.
+// encode is pass 2 of a call that scan found entries in: it lays the
+// chunks out in sc.buf behind the directory of the staged value
+// (keys.go), each with the dataset if withDataset, and encodes every
+// entry in place, in call order per bucket. The result is valid until
+// sc's next encode.
+func (sc *objScratch) encode(src objectSource, dataset string, withDataset bool) []byte {
+	total := sc.total
 	hdr := 2
 	if withDataset {
 		hdr += uvarintLen(uint64(len(dataset))) + len(dataset)
@@ -503,7 +546,6 @@ func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, src object
 	buf := sc.buf[:total]
 	dir := binary.AppendUvarint(append(buf[:0], codecV1), uint64(nb))
 	at0 := dirLen
-	first := ^uint64(0)
 	for b := range objectBuckets {
 		if sc.n[b] == 0 {
 			continue
@@ -512,12 +554,9 @@ func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, src object
 		sc.pos[b] = at0 + len(h)
 		at0 += len(h) + sc.body[b]
 		dir = appendU32(appendU16(dir, uint16(b)), uint32(at0))
-		first = min(first, sc.first[b])
 	}
-
-	// Pass 2: encode every entry in place, in call order per bucket.
-	for i := range n {
-		bk := bks[i]
+	bks, codes := sc.bk[:src.len()], sc.code
+	for i, bk := range bks {
 		if bk == noBucket {
 			continue
 		}
@@ -527,11 +566,9 @@ func (rc *Recorder) recordObjects(txID, dataset string, at time.Time, src object
 		}
 		oid := src.id(i)
 		p := sc.pos[bk]
-		sc.pos[bk] = p + len(appendObjectEntry(buf[p:p], oid, field, reason, int(shared[i]), delta[i], codes[i]))
+		sc.pos[bk] = p + len(appendObjectEntry(buf[p:p], oid, field, reason, int(sc.shared[i]), sc.delta[i], codes[i]))
 	}
-
-	key := rc.s.k.objStage(unixDay(at), msOfDay(at), id, uint32(first>>8), byte(first))
-	return rc.stageObjects(key, buf, entries)
+	return buf
 }
 
 // Expire is Store.Expire on the Recorder's batch, with the error counted.
