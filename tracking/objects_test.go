@@ -362,6 +362,32 @@ type rowColumn []int32
 
 func (c rowColumn) Value(i int) int32 { return c[i] }
 
+func (c rowColumn) Int32Values() []int32 { return c }
+
+// rawColumn is a strColumn without nulls that also exposes its buffers,
+// as arrow's string array does (its ValueBytes start at its first offset).
+type rawColumn struct {
+	strColumn
+	offs []int32
+	data []byte
+}
+
+func newRawColumn(ids []string) rawColumn {
+	c := rawColumn{strColumn: strColumn{v: ids, null: make([]bool, len(ids))}}
+	c.data = []byte("pad") // a first offset other than 0
+	for _, id := range ids {
+		c.offs = append(c.offs, int32(len(c.data)))
+		c.data = append(c.data, id...)
+	}
+	c.offs = append(c.offs, int32(len(c.data)))
+	c.data = c.data[3:]
+	return c
+}
+
+func (c rawColumn) NullN() int            { return 0 }
+func (c rawColumn) ValueOffsets() []int32 { return c.offs }
+func (c rawColumn) ValueBytes() []byte    { return c.data }
+
 // TestRecordAppliedMatchesRecordObjects: recording a batch's columns
 // writes exactly what RecordObjects writes for the same accepted entries.
 func TestRecordAppliedMatchesRecordObjects(t *testing.T) {
@@ -533,15 +559,23 @@ func TestVolatileStaging(t *testing.T) {
 // (then every chunk carries the dataset), and fail as RecordApplied does.
 func TestRecordPreparedMatchesRecordApplied(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 11))
-	column := func(n, base int) AppliedColumns {
+	// Columns with nulls go through the column methods; raw ones (half
+	// of them, without nulls) through their buffers. The direct store
+	// always reads through the methods.
+	column := func(n, base int) (methods, raw AppliedColumns) {
 		ids := strColumn{}
 		var rows rowColumn
+		nulls := rng.IntN(2) == 0
 		for i := range n {
 			ids.v = append(ids.v, fmt.Sprint("p-", base+rng.IntN(5*n)))
-			ids.null = append(ids.null, rng.IntN(50) == 0)
+			ids.null = append(ids.null, nulls && rng.IntN(50) == 0)
 			rows = append(rows, int32(base+i))
 		}
-		return AppliedColumns{ids, rows}
+		methods = AppliedColumns{ids, rows}
+		if nulls {
+			return methods, methods
+		}
+		return methods, AppliedColumns{newRawColumn(ids.v), rows}
 	}
 	cfg := Config{ObjectFoldCalls: 7}
 	direct, prepared := newMemStore(t, cfg), newMemStore(t, cfg)
@@ -549,7 +583,9 @@ func TestRecordPreparedMatchesRecordApplied(t *testing.T) {
 	for i := range 20 {
 		at := t0.Add(time.Duration(i) * time.Minute)
 		tx := txid(at, uint64(i))
-		cols := []AppliedColumns{column(1+rng.IntN(400), 0), column(1+rng.IntN(400), 1000)}
+		m1, r1 := column(1+rng.IntN(400), 0)
+		m2, r2 := column(1+rng.IntN(400), 1000)
+		cols, raw := []AppliedColumns{m1, m2}, []AppliedColumns{r1, r2}
 		recordTx := i%3 != 0
 		for _, s := range []*Store{direct, prepared} {
 			update(t, s, func(rec *Recorder) error {
@@ -560,7 +596,7 @@ func TestRecordPreparedMatchesRecordApplied(t *testing.T) {
 				}
 				if s == prepared {
 					defer func() { folds += rec.Folds() }()
-					return rec.RecordPrepared(s.PrepareApplied(tx, "ds", at, cols))
+					return rec.RecordPrepared(s.PrepareApplied(tx, "ds", at, raw))
 				}
 				for _, c := range cols {
 					if err := rec.RecordApplied(tx, "ds", at, c.IDs, c.Rows); err != nil {
@@ -587,7 +623,10 @@ func TestRecordPreparedMatchesRecordApplied(t *testing.T) {
 	}
 
 	bad := []AppliedColumns{{strColumn{v: []string{"x"}, null: []bool{false}}, rowColumn{-1}}}
-	for _, tx := range []string{"not-a-ulid", txid(t0, 99)} {
+	for _, tx := range []string{"not-a-ulid", txid(t0, 99), txid(t0, 98)} {
+		if tx == txid(t0, 98) {
+			bad = []AppliedColumns{{newRawColumn([]string{"x"}), rowColumn{-1}}}
+		}
 		var errs [2]error
 		for i, s := range []*Store{direct, prepared} {
 			errs[i] = s.Update(func(rec *Recorder) error {
@@ -601,7 +640,7 @@ func TestRecordPreparedMatchesRecordApplied(t *testing.T) {
 			t.Errorf("tx %q: RecordApplied failed with %v, RecordPrepared with %v", tx, errs[0], errs[1])
 		}
 	}
-	if direct.WriteErrors() != prepared.WriteErrors() || direct.WriteErrors() != 2 {
-		t.Errorf("write errors: direct %d, prepared %d, want 2 each", direct.WriteErrors(), prepared.WriteErrors())
+	if direct.WriteErrors() != prepared.WriteErrors() || direct.WriteErrors() != 3 {
+		t.Errorf("write errors: direct %d, prepared %d, want 3 each", direct.WriteErrors(), prepared.WriteErrors())
 	}
 }

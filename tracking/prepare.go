@@ -49,15 +49,15 @@ func (s *Store) PrepareApplied(txID, dataset string, at time.Time, cols []Applie
 	p := &PreparedObjects{s: s, txID: txID, dataset: dataset, at: at, done: make(chan struct{})}
 	p.calls = make([]preparedCall, len(cols))
 	for i, c := range cols {
-		p.calls[i].src = columnSource{c.IDs, c.Rows}
+		p.calls[i].src = newColumnSource(c.IDs, c.Rows)
 	}
 	go func() {
 		defer close(p.done)
 		for i := range p.calls {
 			c := &p.calls[i]
 			c.sc = s.getObjScratch()
-			if c.err = c.sc.scan(txID, c.src); c.err == nil && c.sc.entries > 0 {
-				c.encoded = c.sc.encode(c.src, "", false)
+			if c.err = c.sc.scan(txID, &c.src); c.err == nil && c.sc.entries > 0 {
+				c.encoded = c.sc.encode(&c.src, "", false)
 			}
 		}
 	}()
@@ -84,7 +84,7 @@ func (rc *Recorder) RecordPrepared(p *PreparedObjects) error {
 		c := &p.calls[i]
 		err := c.err
 		if err == nil {
-			err = rc.stageScanned(c.sc, id, p.dataset, p.at, c.src, c.encoded)
+			err = rc.stageScanned(c.sc, id, p.dataset, p.at, &c.src, c.encoded)
 		}
 		if err := rc.fail(err); err != nil {
 			errs = append(errs, err)

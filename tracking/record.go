@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"time"
+	"unsafe"
 )
 
 // Recorder writes tracking records into one Writer (one Pebble batch).
@@ -328,7 +329,7 @@ type RowColumn interface {
 // outcome accepted, row rows.Value(i), without building ObjectEntry values
 // (the FSM's hot path). ids and rows are not retained.
 func (rc *Recorder) RecordApplied(txID string, dataset string, at time.Time, ids ObjectColumn, rows RowColumn) error {
-	return rc.fail(rc.recordObjects(txID, dataset, at, columnSource{ids, rows}))
+	return rc.fail(rc.recordObjects(txID, dataset, at, new(newColumnSource(ids, rows))))
 }
 
 // objectSource is what recordObjects reads entries from.
@@ -367,20 +368,70 @@ func (es entrySource) reject(i int) (string, string) { return es[i].Field, es[i]
 // appliedCode is the code of every entry of RecordApplied.
 var appliedCode = StageApply.code()<<2 | OutcomeAccepted.code()
 
+// columnSource reads the entries of RecordApplied from its columns:
+// straight from their buffers when the columns expose them and the ids
+// have no nulls (arrow's arrays do: then no method is called per row),
+// else through the ObjectColumn and RowColumn methods.
 type columnSource struct {
 	ids  ObjectColumn
 	rows RowColumn
+	raw  bool
+	offs []int32 // ids' offsets into data, rebased on offs[0]
+	data []byte
+	rowv []int32
 }
 
-func (c columnSource) len() int { return c.ids.Len() }
-func (c columnSource) entry(i int) (string, int, byte, error) {
+// rawStrings is implemented by string columns that expose their buffers
+// (arrow's *array.String): n+1 offsets into the bytes of the values,
+// which start at the first offset.
+type rawStrings interface {
+	NullN() int
+	ValueOffsets() []int32
+	ValueBytes() []byte
+}
+
+// rawInt32s is implemented by int32 columns that expose their values
+// (arrow's *array.Int32).
+type rawInt32s interface {
+	Int32Values() []int32
+}
+
+func newColumnSource(ids ObjectColumn, rows RowColumn) columnSource {
+	c := columnSource{ids: ids, rows: rows}
+	rs, ok1 := ids.(rawStrings)
+	ri, ok2 := rows.(rawInt32s)
+	if !ok1 || !ok2 || rs.NullN() != 0 {
+		return c
+	}
+	n := ids.Len()
+	offs, rowv := rs.ValueOffsets(), ri.Int32Values()
+	if len(offs) != n+1 || len(rowv) < n {
+		return c
+	}
+	c.raw, c.offs, c.data, c.rowv = true, offs, rs.ValueBytes(), rowv[:n]
+	return c
+}
+
+func (c *columnSource) len() int { return c.ids.Len() }
+func (c *columnSource) entry(i int) (string, int, byte, error) {
+	if c.raw {
+		return c.id(i), int(c.rowv[i]), appliedCode, nil
+	}
 	if c.ids.IsNull(i) {
 		return "", 0, 0, nil
 	}
 	return c.ids.Value(i), int(c.rows.Value(i)), appliedCode, nil
 }
-func (c columnSource) id(i int) string             { return c.ids.Value(i) }
-func (c columnSource) reject(int) (string, string) { return "", "" }
+func (c *columnSource) id(i int) string {
+	if c.raw {
+		// The bytes stay valid and unchanged while the call reads them
+		// (RecordApplied's and PrepareApplied's contracts).
+		b := c.offs[0]
+		return unsafe.String(unsafe.SliceData(c.data[c.offs[i]-b:]), c.offs[i+1]-c.offs[i])
+	}
+	return c.ids.Value(i)
+}
+func (c *columnSource) reject(int) (string, string) { return "", "" }
 
 // noBucket marks an entry without an object id in objScratch.bk.
 const noBucket = 0xffff
@@ -469,11 +520,25 @@ func (sc *objScratch) scan(txID string, src objectSource) error {
 		sc.shared = make([]byte, n)
 		sc.delta = make([]int64, n)
 	}
-	bks, codes := sc.bk[:n], sc.code[:n]
-	shared, delta := sc.shared[:n], sc.delta[:n]
+	bks := sc.bk[:n]
 	clear(sc.n[:])
 	clear(sc.body[:])
 	sc.total, sc.entries, sc.firstAll = 0, 0, ^uint64(0)
+	if cs, ok := src.(*columnSource); ok && cs.raw {
+		// The common case without a method call per row.
+		for i, row := range cs.rowv {
+			if row < 0 {
+				return fmt.Errorf("%w: transaction %s: row %d out of range", ErrInvalid, txID, row)
+			}
+			if oid := cs.id(i); oid != "" {
+				sc.add(i, oid, int(row), appliedCode, "", "")
+			} else {
+				bks[i] = noBucket
+			}
+		}
+		sc.sum()
+		return nil
+	}
 	for i := range n {
 		oid, row, code, err := src.entry(i)
 		if err != nil {
@@ -490,25 +555,35 @@ func (sc *objScratch) scan(txID string, src objectSource) error {
 		if code&3 == 2 {
 			field, reason = src.reject(i)
 		}
-		bk := objectBucket(oid)
-		stc := code >> 2
-		bks[i], codes[i] = bk, code
-		sh, d := 0, int64(row)
-		if sc.n[bk] > 0 {
-			sh, d = commonPrefix(sc.prevID[bk], oid), int64(row-sc.prevRow[bk])
-		}
-		sc.prevID[bk], sc.prevRow[bk] = oid, row
-		shared[i], delta[i] = byte(sh), d
-		size := objectEntrySize(oid, field, reason, sh, d, code)
-		sc.body[bk] += size
-		sc.total += size
-		sc.entries++
-		rs := uint64(row)<<8 | uint64(stc)
-		if sc.n[bk] == 0 || rs < sc.first[bk] {
-			sc.first[bk] = rs
-		}
-		sc.n[bk]++
+		sc.add(i, oid, row, code, field, reason)
 	}
+	sc.sum()
+	return nil
+}
+
+// add is scan's work for entry i.
+func (sc *objScratch) add(i int, oid string, row int, code byte, field, reason string) {
+	bk := objectBucket(oid)
+	sc.bk[i], sc.code[i] = bk, code
+	sh, d := 0, int64(row)
+	if sc.n[bk] > 0 {
+		sh, d = commonPrefix(sc.prevID[bk], oid), int64(row-sc.prevRow[bk])
+	}
+	sc.prevID[bk], sc.prevRow[bk] = oid, row
+	sc.shared[i], sc.delta[i] = byte(sh), d
+	size := objectEntrySize(oid, field, reason, sh, d, code)
+	sc.body[bk] += size
+	sc.total += size
+	sc.entries++
+	rs := uint64(row)<<8 | uint64(code>>2)
+	if sc.n[bk] == 0 || rs < sc.first[bk] {
+		sc.first[bk] = rs
+	}
+	sc.n[bk]++
+}
+
+// sum ends scan.
+func (sc *objScratch) sum() {
 	if sc.total == 0 {
 		sc.entries = 0
 	}
@@ -517,7 +592,6 @@ func (sc *objScratch) scan(txID string, src objectSource) error {
 			sc.firstAll = min(sc.firstAll, sc.first[b])
 		}
 	}
-	return nil
 }
 
 // encode is pass 2 of a call that scan found entries in: it lays the
@@ -556,6 +630,7 @@ func (sc *objScratch) encode(src objectSource, dataset string, withDataset bool)
 		dir = appendU32(appendU16(dir, uint16(b)), uint32(at0))
 	}
 	bks, codes := sc.bk[:src.len()], sc.code
+	cs, _ := src.(*columnSource)
 	for i, bk := range bks {
 		if bk == noBucket {
 			continue
@@ -564,7 +639,12 @@ func (sc *objScratch) encode(src objectSource, dataset string, withDataset bool)
 		if codes[i]&3 == 2 {
 			field, reason = src.reject(i)
 		}
-		oid := src.id(i)
+		var oid string
+		if cs != nil {
+			oid = cs.id(i) // (direct call)
+		} else {
+			oid = src.id(i)
+		}
 		p := sc.pos[bk]
 		sc.pos[bk] = p + len(appendObjectEntry(buf[p:p], oid, field, reason, int(sc.shared[i]), sc.delta[i], codes[i]))
 	}
