@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync/atomic"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/cockroachdb/pebble/v2"
@@ -45,6 +46,8 @@ type FSM struct {
 	// front: a batch grown by doubling from Pebble's default allocates
 	// and copies its megabytes about twice.
 	batchRatio float64
+
+	metrics *FSMMetrics
 }
 
 var (
@@ -58,7 +61,7 @@ func NewFSM(store *Store, logger *slog.Logger) *FSM {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &FSM{store: store, logger: logger.With("component", "fsm"), mem: memory.NewGoAllocator()}
+	return &FSM{store: store, logger: logger.With("component", "fsm"), mem: memory.NewGoAllocator(), metrics: newFSMMetrics()}
 }
 
 // Store returns the FSM's store.
@@ -116,10 +119,12 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		return resps
 	}
 	size := ac.b.Len()
+	start := time.Now()
 	ac.commit(last.Index, last.Term)
 	if ac.track != nil {
 		ac.track.Published()
 	}
+	f.metrics.commit.Observe(time.Since(start).Seconds())
 	f.observeBatch(in, size)
 	f.batches.Add(1)
 	f.alarmsCommitted(ac)
@@ -133,6 +138,7 @@ func (f *FSM) apply(ac *applyCtx, l *raft.Log) any {
 		panic(fmt.Sprintf("cluster: fsm: undecodable entry at index %d: %v", l.Index, err))
 	}
 	ac.log = l
+	defer f.metrics.observeApply(t, time.Now())
 	switch t {
 	case CmdCreateDataset:
 		return f.applyCreateDataset(ac, l.Index, h)

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -484,5 +485,35 @@ func TestAddrsFile(t *testing.T) {
 		if !strings.Contains(string(r.body), m+"\n") {
 			t.Errorf("GET /metrics: no line %q", m)
 		}
+	}
+}
+
+// TestFSMMetrics: /metrics times the FSM's applies by command and its
+// commits, so an operator can see where an ack waits after the log.
+func TestFSMMetrics(t *testing.T) {
+	n := startNode(t, nil)
+	createShop(t, n)
+	if r := ingestBody(t, n, "shop", stream.CSV, streamtest.Body(stream.CSV, shopHeader, shopRows), nil); r.status != 200 {
+		t.Fatalf("ingest: got %d %s", r.status, r.body)
+	}
+	body := string(do(t, "GET", n.URL()+"/metrics", nil, nil).body)
+	for _, m := range []string{
+		`demandflow_fsm_apply_seconds_count{command="ingest"} 1`,
+		`demandflow_fsm_apply_seconds_count{command="create_dataset"} 1`,
+	} {
+		if !strings.Contains(body, m+"\n") {
+			t.Errorf("GET /metrics: no line %q", m)
+		}
+	}
+	// At least the two batches above committed (the leader's no-op and
+	// other entries may add more).
+	var commits int
+	for _, line := range strings.Split(body, "\n") {
+		if v, ok := strings.CutPrefix(line, "demandflow_fsm_commit_seconds_count "); ok {
+			commits, _ = strconv.Atoi(v)
+		}
+	}
+	if commits < 2 {
+		t.Errorf("demandflow_fsm_commit_seconds_count: got %d, want >= 2", commits)
 	}
 }
