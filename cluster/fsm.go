@@ -47,7 +47,7 @@ type FSM struct {
 	// and copies its megabytes about twice.
 	batchRatio float64
 
-	metrics *FSMMetrics
+	metrics *WriteMetrics
 }
 
 var (
@@ -61,7 +61,7 @@ func NewFSM(store *Store, logger *slog.Logger) *FSM {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &FSM{store: store, logger: logger.With("component", "fsm"), mem: memory.NewGoAllocator(), metrics: newFSMMetrics()}
+	return &FSM{store: store, logger: logger.With("component", "fsm"), mem: memory.NewGoAllocator(), metrics: newWriteMetrics()}
 }
 
 // Store returns the FSM's store.

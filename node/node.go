@@ -121,7 +121,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 	}
 	am := cluster.NewAlarmMetrics(n.reg)
 	am.SetSource(func() []cluster.Alarm { return append(cl.Store().ActiveAlarms(), cl.LocalAlarms()...) })
-	n.reg.MustRegister(newRaftCollector(cl), cl.FSMMetrics())
+	n.reg.MustRegister(newRaftCollector(cl), cl.WriteMetrics())
 	registerTrackingMetrics(n.reg, cl)
 	return n, nil
 }

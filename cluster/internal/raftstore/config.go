@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -24,6 +25,12 @@ type Config struct {
 	// degradation messages, scoped with component=raftstore.
 	// Default: a logger that discards everything.
 	Logger *slog.Logger
+
+	// OnStoreLogs, when set, is called after every StoreLogs of valid
+	// entries, with their number and the time it took (encoding, waiting
+	// for an earlier write, the synced commit), whether or not the write
+	// succeeded. Metrics only; it must not block.
+	OnStoreLogs func(entries int, d time.Duration)
 
 	// CacheSize is the size of Pebble's block cache in bytes. Raft reads
 	// mostly recent entries, which the memtable or the OS page cache serve, so

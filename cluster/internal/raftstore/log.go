@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
@@ -88,6 +89,9 @@ func (s *Store) StoreLogs(logs []*raft.Log) error {
 		}
 		lo, hi = min(lo, l.Index), max(hi, l.Index)
 		size += logKeyLen + encodedLogLen(l) + 16 // + batch record overhead
+	}
+	if f := s.onStore; f != nil {
+		defer func(start time.Time) { f(len(logs), time.Since(start)) }(time.Now())
 	}
 
 	s.closeMu.RLock()

@@ -3,6 +3,7 @@ package raftstore
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math"
 	"sync"
 	"testing"
@@ -425,5 +426,27 @@ func TestConcurrentAppendTruncate(t *testing.T) {
 	wg.Wait()
 	if last, _ := s.LastIndex(); last != total {
 		t.Errorf("LastIndex: got %d, want %d", last, total)
+	}
+}
+
+// TestOnStoreLogs: the hook sees every StoreLogs that writes, with its
+// entry count and a duration, and none that fails validation.
+func TestOnStoreLogs(t *testing.T) {
+	cfg := testConfig(t, nil)
+	var calls []int
+	var total time.Duration
+	cfg.OnStoreLogs = func(n int, d time.Duration) { calls = append(calls, n); total += d }
+	s := openStore(t, cfg)
+	if err := s.StoreLogs([]*raft.Log{{Index: 1, Term: 1}, {Index: 2, Term: 1}, {Index: 3, Term: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StoreLog(&raft.Log{Index: 4, Term: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.StoreLogs([]*raft.Log{{Index: 0}}); err == nil {
+		t.Fatal("StoreLogs of index 0: no error")
+	}
+	if fmt.Sprint(calls) != "[3 1]" || total <= 0 {
+		t.Fatalf("hook calls: got %v (total %v), want [3 1] with a positive time", calls, total)
 	}
 }

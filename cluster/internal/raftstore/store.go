@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
@@ -29,6 +30,7 @@ type Store struct {
 	db         *pebble.DB
 	logger     *slog.Logger
 	compactMin int // <0: no background compactions
+	onStore    func(entries int, d time.Duration)
 
 	// closeMu guards closed and the lifetime of db: every method holds it
 	// for reading, Close for writing.
@@ -77,6 +79,7 @@ func Open(cfg Config) (*Store, error) {
 		db:         db,
 		logger:     cfg.Logger,
 		compactMin: cfg.CompactMinEntries,
+		onStore:    cfg.OnStoreLogs,
 		compactCh:  make(chan struct{}, 1),
 		cancel:     cancel,
 	}
