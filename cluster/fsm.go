@@ -259,9 +259,13 @@ func (s *Store) newApplyCtx(size int) *applyCtx {
 	s.mu.RLock()
 	next := s.nextID
 	s.mu.RUnlock()
+	b := s.applyBatch.Swap(nil)
+	if b == nil {
+		b = s.db.NewBatchWithSize(size, pebble.WithMaxRetainedSizeBytes(maxApplyBatch))
+	}
 	return &applyCtx{
 		s:        s,
-		b:        s.db.NewBatchWithSize(size),
+		b:        b,
 		datasets: map[string]*dsEntry{},
 		nextID:   next,
 		stats:    map[uint32]*statsWork{},
@@ -271,11 +275,19 @@ func (s *Store) newApplyCtx(size int) *applyCtx {
 	}
 }
 
+// close keeps the batch for the next ApplyBatch: reset, it keeps its
+// buffer (up to maxApplyBatch), which a new batch would allocate again
+// (a 10,000-row part writes about 1 MB, beyond what Pebble's own batch
+// pool keeps).
 func (ac *applyCtx) close() {
-	if ac.b != nil {
-		_ = ac.b.Close()
-		ac.b = nil
+	if ac.b == nil {
+		return
 	}
+	ac.b.Reset()
+	if old := ac.s.applyBatch.Swap(ac.b); old != nil {
+		_ = old.Close()
+	}
+	ac.b = nil
 }
 
 // dataset returns the dataset name as of this point of the batch.

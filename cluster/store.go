@@ -191,6 +191,9 @@ type Store struct {
 
 	applied atomic.Uint64
 	term    atomic.Uint64
+	// applyBatch is the apply batch kept between ApplyBatch calls
+	// (applyCtx.close).
+	applyBatch atomic.Pointer[pebble.Batch]
 	// ingestParts counts the ingest parts applied since the store was
 	// opened (the forecaster's "ingest is busy" signal).
 	ingestParts atomic.Uint64
@@ -374,6 +377,9 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.closeFolder()
+	if b := s.applyBatch.Swap(nil); b != nil {
+		_ = b.Close()
+	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close fsm store: %w", err)
 	}
