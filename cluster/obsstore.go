@@ -388,8 +388,8 @@ func (s *Store) foldStaged() error {
 			size += len(body) + 32
 		}
 	}
-	b := s.db.NewBatchWithSize(size)
-	defer b.Close()
+	b := s.takeBatch(&s.foldBatch, size)
+	defer s.keepBatch(&s.foldBatch, b)
 	var acc, tmp, val []byte
 	rows := 0
 	for lo := 0; lo < len(blocks); {

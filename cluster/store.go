@@ -191,9 +191,9 @@ type Store struct {
 
 	applied atomic.Uint64
 	term    atomic.Uint64
-	// applyBatch is the apply batch kept between ApplyBatch calls
-	// (applyCtx.close).
-	applyBatch atomic.Pointer[pebble.Batch]
+	// applyBatch and foldBatch are the batches kept between applies and
+	// between folds (takeBatch, keepBatch).
+	applyBatch, foldBatch atomic.Pointer[pebble.Batch]
 	// ingestParts counts the ingest parts applied since the store was
 	// opened (the forecaster's "ingest is busy" signal).
 	ingestParts atomic.Uint64
@@ -377,13 +377,40 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.closeFolder()
-	if b := s.applyBatch.Swap(nil); b != nil {
-		_ = b.Close()
+	for _, p := range []*atomic.Pointer[pebble.Batch]{&s.applyBatch, &s.foldBatch} {
+		if b := p.Swap(nil); b != nil {
+			_ = b.Close()
+		}
 	}
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close fsm store: %w", err)
 	}
 	return nil
+}
+
+// maxKeptBatch is the largest buffer a kept batch retains.
+const maxKeptBatch = 64 << 20
+
+// takeBatch returns the batch kept in p, or a new one of size bytes. A
+// kept batch has the buffer of its last use, which a new batch would
+// allocate again: an apply or a fold writes megabytes, beyond what
+// Pebble's own batch pool keeps (1 MB).
+func (s *Store) takeBatch(p *atomic.Pointer[pebble.Batch], size int) *pebble.Batch {
+	if b := p.Swap(nil); b != nil {
+		return b
+	}
+	return s.db.NewBatchWithSize(size, pebble.WithMaxRetainedSizeBytes(maxKeptBatch))
+}
+
+// keepBatch resets b, committed or not, and keeps it in p for takeBatch
+// (Pebble drops a buffer above maxKeptBatch on reset). Pebble no longer
+// reads a batch once Commit returns (without WAL failover, which the
+// store does not use).
+func (s *Store) keepBatch(p *atomic.Pointer[pebble.Batch], b *pebble.Batch) {
+	b.Reset()
+	if old := p.Swap(b); old != nil {
+		_ = old.Close()
+	}
 }
 
 // IngestParts returns the number of ingest parts applied (and committed)
