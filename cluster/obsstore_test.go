@@ -1,8 +1,10 @@
 package cluster
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"math/rand/v2"
 	"sync"
@@ -71,6 +73,63 @@ func TestMergeChunkBodiesRule(t *testing.T) {
 	}
 	if _, err := mergeChunkBodies(nil, []byte{1, 2}, b); err == nil {
 		t.Fatal("corrupt older chunk merged without error")
+	}
+}
+
+// TestChunkMergerPooled: the sum operator's chunk merger gives the same
+// result as mergeChunkBodies, and the value Finish returns stays intact
+// until Pebble closes the merger, however many mergers run meanwhile; a
+// closed merger is reused.
+func TestChunkMergerPooled(t *testing.T) {
+	a := chunkOf([3]float64{1, 10, 0}, [3]float64{2, 20, 1}, [3]float64{5, 50, 0})
+	b := chunkOf([3]float64{2, 2, 1}, [3]float64{3, 3, 0}, [3]float64{5, 5, 1})
+	c := chunkOf([3]float64{1, 1, 0}, [3]float64{5, 7, 1}, [3]float64{9, 9, 1})
+	op := func(body []byte) []byte { return append([]byte{chunkVersion}, body...) }
+	key := chunkKey(1, 42)
+	// run merges older, mid and newer.
+	run := func(older, mid, newer []byte) ([]byte, io.Closer) {
+		vm, err := sumMerger.Merge(key, op(mid))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := vm.MergeOlder(op(older)); err != nil {
+			t.Fatal(err)
+		}
+		if err := vm.MergeNewer(op(newer)); err != nil {
+			t.Fatal(err)
+		}
+		v, closer, err := vm.Finish(true)
+		if err != nil || closer == nil {
+			t.Fatalf("Finish: closer %v, error %v; want a closer", closer, err)
+		}
+		return v, closer
+	}
+	ab, _ := mergeChunkBodies(nil, a, b)
+	want, _ := mergeChunkBodies(nil, ab, c)
+	cb, _ := mergeChunkBodies(nil, c, b)
+	other, _ := mergeChunkBodies(nil, cb, a)
+	v1, c1 := run(a, b, c)
+	held := bytes.Clone(v1)
+	if string(v1) != string(op(want)) {
+		t.Fatalf("merged value: got %v, want %v", decodeChunk(t, v1[1:]), decodeChunk(t, want))
+	}
+	for range 10 {
+		v, closer := run(c, b, a)
+		if string(v) != string(op(other)) {
+			t.Fatal("a later merger's value is wrong")
+		}
+		if err := closer.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if string(v1) != string(held) {
+		t.Fatal("the value of a merger not yet closed changed while other mergers ran")
+	}
+	if err := c1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sumMerger.Merge(key, []byte{9}); err == nil {
+		t.Fatal("bad chunk operand merged without error")
 	}
 }
 
@@ -148,6 +207,15 @@ func TestStagedObservationsModel(t *testing.T) {
 				case 2:
 					s2 := snapshotRoundTrip(t, s)
 					checkObservations(t, s2, &sc, model)
+				case 3:
+					// A compaction merges the chunk operands with pooled
+					// mergers (chunkValueMerger) while reads merge too.
+					done := make(chan error, 1)
+					go func() { done <- s.db.Compact(t.Context(), []byte{0}, []byte{0xff}, true) }()
+					checkObservations(t, s, &sc, model)
+					if err := <-done; err != nil {
+						t.Fatal(err)
+					}
 				}
 				checkObservations(t, s, &sc, model)
 			}
