@@ -49,7 +49,7 @@ bench: build
 	$(BENCH_INGEST) --proto h3 --format ndjson --rows 2000000 --compress zstd --json bench/out/h3-ndjson-zstd.json
 	$(BENCH_INGEST) --proto h3 --format arrow --rows 4000000 --compress zstd --json bench/out/h3-arrow-zstd.json
 	$(BENCH_INGEST) --proto h2 --format csv --rows 2000000 --json bench/out/h2-csv.json
-	$(BENCH_INGEST) --proto h3 --format ndjson --rows 1000000 --rate 50% --calibrate 5s --json bench/out/h3-ndjson-rate50.json --plot bench/out/h3-ndjson-rate50.svg
+	$(BENCH_INGEST) --proto h3 --format ndjson --rows 3000000 --rate 50% --calibrate 5s --json bench/out/h3-ndjson-rate50.json --plot bench/out/h3-ndjson-rate50.svg
 
 # Issue 4's target (ingest with the object index >= 90% of tracking off):
 # medians of alternating single-mode runs, because single runs of the
