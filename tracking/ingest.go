@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"sync"
 	"sync/atomic"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -70,32 +71,68 @@ func newRunIngester(ri *RunIngest, logger *slog.Logger) (*runIngester, error) {
 	return &runIngester{db: ri.DB, fs: fs, dir: ri.Dir, logger: logger, wo: wo}, nil
 }
 
-// ingest writes the key/value pairs that write passes to add (in
-// increasing key order) into a new sstable and ingests it.
-func (ri *runIngester) ingest(write func(add func(k, v []byte) error) error) (err error) {
-	path := ri.fs.PathJoin(ri.dir, fmt.Sprintf("runs-%06d.sst", ri.seq.Add(1)))
+// splitRunBytes is the size of a fold's runs above which ingest writes
+// them as two sstables on two goroutines: a fold runs on the apply path,
+// and writing (compressing) its runs is most of its time.
+const splitRunBytes = 1 << 20
+
+// ingest writes the n key/value pairs kv(0..n-1) (in increasing key
+// order; size bytes of values in all) into new sstables and ingests them
+// together, atomically. Above splitRunBytes the pairs are split in two
+// halves in key order, written concurrently into two sstables with
+// disjoint key ranges, both of which Pebble places in the bottom level.
+func (ri *runIngester) ingest(n, size int, kv func(i int) (k, v []byte)) error {
+	parts := 1
+	if size >= splitRunBytes && n >= 2 {
+		parts = 2
+	}
+	paths := make([]string, parts)
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for p := range parts {
+		lo, hi := p*n/parts, (p+1)*n/parts
+		paths[p] = ri.fs.PathJoin(ri.dir, fmt.Sprintf("runs-%06d.sst", ri.seq.Add(1)))
+		// Pebble links the file into its directory, or moves it: what
+		// is left here is removed, and a failure to do so is only
+		// logged (the next Store removes it).
+		defer func(path string) {
+			if rerr := ri.fs.Remove(path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+				ri.logger.Warn("tracking: remove run sstable", "path", path, "error", rerr)
+			}
+		}(paths[p])
+		write := func() { errs[p] = ri.writeTable(paths[p], lo, hi, kv) }
+		if p == parts-1 {
+			write() // the last on this goroutine
+		} else {
+			wg.Go(write)
+		}
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if err := ri.db.Ingest(context.Background(), paths); err != nil {
+		return fmt.Errorf("ingest run sstable: %w", err)
+	}
+	return nil
+}
+
+// writeTable writes pairs kv(lo..hi-1) into a new sstable at path.
+func (ri *runIngester) writeTable(path string, lo, hi int, kv func(i int) (k, v []byte)) error {
 	f, err := ri.fs.Create(path, vfs.WriteCategoryUnspecified)
 	if err != nil {
 		return fmt.Errorf("create run sstable: %w", err)
 	}
-	// Pebble links the file into its directory, or moves it: what is
-	// left here is removed, and a failure to do so is only logged (the
-	// next Store removes it).
-	defer func() {
-		if rerr := ri.fs.Remove(path); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
-			ri.logger.Warn("tracking: remove run sstable", "path", path, "error", rerr)
-		}
-	}()
 	w := sstable.NewWriter(objstorageprovider.NewFileWritable(f), ri.wo)
-	werr := write(w.Set)
+	var werr error
+	for i := lo; i < hi && werr == nil; i++ {
+		werr = w.Set(kv(i))
+	}
 	if cerr := w.Close(); werr == nil {
 		werr = cerr
 	}
 	if werr != nil {
 		return fmt.Errorf("write run sstable: %w", werr)
-	}
-	if err := ri.db.Ingest(context.Background(), []string{path}); err != nil {
-		return fmt.Errorf("ingest run sstable: %w", err)
 	}
 	return nil
 }

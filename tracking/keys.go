@@ -101,9 +101,11 @@ import (
 // keyspace (measured: about half the cost of the object index). So they
 // live under their own prefix Q, which should be the last prefix in use in
 // the Pebble instance, and a fold with Config.RunIngest set writes its
-// runs as one sstable and ingests it. Run keys of later folds sort after
-// earlier ones (day, then the run counter), so the file overlaps nothing
-// and Pebble places it in the bottom level, where it stays until
+// runs as one sstable (two above 1 MiB, split in key order and written
+// on two goroutines: the fold runs on the apply path) and ingests them
+// together. Run keys of later folds sort after earlier ones (day, then
+// the run counter), so the files overlap nothing and Pebble places them
+// in the bottom level, where they stay until
 // retention deletes it: written once, never rewritten. The ingest happens
 // during the apply, before the batch commits; a crash in between replays
 // the entries, which fold again into the same run with the same bytes. A

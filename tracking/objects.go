@@ -450,19 +450,23 @@ func (rc *Recorder) putRuns(fs *foldScratch) error {
 	if len(fs.runs) == 0 {
 		return nil
 	}
-	write := func(add func(k, v []byte) error) error {
+	kv := func(i int) ([]byte, []byte) {
 		start := 0
+		if i > 0 {
+			start = fs.runs[i-1].end
+		}
+		return fs.runs[i].key[:], fs.out[start:fs.runs[i].end]
+	}
+	write := func(add func(k, v []byte) error) error {
 		for i := range fs.runs {
-			r := &fs.runs[i]
-			if err := add(r.key[:], fs.out[start:r.end]); err != nil {
+			if err := add(kv(i)); err != nil {
 				return err
 			}
-			start = r.end
 		}
 		return nil
 	}
 	if ri := rc.s.ingest; ri != nil {
-		err := ri.ingest(write)
+		err := ri.ingest(len(fs.runs), len(fs.out), kv)
 		if err == nil {
 			return nil
 		}

@@ -644,3 +644,47 @@ func TestRecordPreparedMatchesRecordApplied(t *testing.T) {
 		t.Errorf("write errors: direct %d, prepared %d, want 3 each", direct.WriteErrors(), prepared.WriteErrors())
 	}
 }
+
+// TestLargeFoldSplitsRuns: a fold whose runs pass splitRunBytes writes
+// them as two sstables, ingested together into the bottom level, and the
+// store holds exactly what a store that writes its runs through the
+// batch holds; lookups find every object.
+func TestLargeFoldSplitsRuns(t *testing.T) {
+	const calls, n = 8, 12_000
+	cfg := Config{ObjectFoldCalls: calls}
+	split, batched := newMemStore(t, cfg), newMemStore(t, cfg)
+	batched.ingest = nil
+	rows := make(rowColumn, n)
+	for i := range rows {
+		rows[i] = int32(i)
+	}
+	for k := range calls {
+		ids := make([]string, n)
+		for i := range ids {
+			ids[i] = fmt.Sprintf("order-%09d", k*n+i)
+		}
+		at := t0.Add(time.Duration(k) * time.Minute)
+		for _, s := range []*Store{split, batched} {
+			update(t, s, func(rec *Recorder) error {
+				return rec.RecordApplied(txid(at, uint64(k)), "orders", at, newRawColumn(ids), rows)
+			})
+		}
+	}
+	bottom := func(s *Store) uint64 {
+		m := s.DB().Metrics()
+		return m.Levels[len(m.Levels)-1].TablesIngested
+	}
+	if got := bottom(split); got != 2 {
+		t.Fatalf("tables ingested into the bottom level: got %d, want 2 (one fold of > %d bytes of runs)", got, splitRunBytes)
+	}
+	a, b := dump(t, split), dump(t, batched)
+	if len(a) == 0 || fmt.Sprint(a) != fmt.Sprint(b) {
+		t.Fatalf("split store: %d keys, batched store %d; contents differ or empty", len(a), len(b))
+	}
+	for _, id := range []string{"order-000000000", "order-000047999", "order-000095999"} {
+		evs, _, err := split.Object(t.Context(), nil, id, 0, "")
+		if err != nil || len(evs) != 1 {
+			t.Fatalf("lookup %s: got %d events (%v), want 1", id, len(evs), err)
+		}
+	}
+}
