@@ -319,16 +319,23 @@ func (f *FSM) prepareObjects(ac *applyCtx, e *dsEntry, h *ingestHeader, recs []a
 	if f.trackingOff || !e.schema.Tracks() || !e.schema.TracksObjects() || oi < 0 {
 		return nil
 	}
+	cols := appliedColumns(recs, oi)
+	if len(cols) == 0 {
+		return nil
+	}
+	return f.store.track.PrepareApplied(h.TxID, h.Dataset, ingestTimes(h, ac.log).appended, cols)
+}
+
+// appliedColumns returns the object-id (column oi) and row columns of the
+// records of recs that have rows.
+func appliedColumns(recs []arrow.RecordBatch, oi int) []tracking.AppliedColumns {
 	cols := make([]tracking.AppliedColumns, 0, len(recs))
 	for _, r := range recs {
 		if r.NumRows() > 0 {
 			cols = append(cols, tracking.AppliedColumns{IDs: r.Column(oi).(*array.String), Rows: r.Column(stream.IdxRow).(*array.Int32)})
 		}
 	}
-	if len(cols) == 0 {
-		return nil
-	}
-	return f.store.track.PrepareApplied(h.TxID, h.Dataset, ingestTimes(h, ac.log).appended, cols)
+	return cols
 }
 
 // trackObjects records the object-index entries of one part: one entry per
@@ -358,11 +365,8 @@ func trackObjects(rec *tracking.Recorder, oi int, id, dataset string, errs []str
 	if oi < 0 {
 		return
 	}
-	for _, r := range recs {
-		if r.NumRows() == 0 {
-			continue
-		}
-		_ = rec.RecordApplied(id, dataset, t.appended, r.Column(oi).(*array.String), r.Column(stream.IdxRow).(*array.Int32))
+	for _, c := range appliedColumns(recs, oi) {
+		_ = rec.RecordApplied(id, dataset, t.appended, c.IDs, c.Rows)
 	}
 }
 

@@ -584,9 +584,6 @@ func (sc *objScratch) add(i int, oid string, row int, code byte, field, reason s
 
 // sum ends scan.
 func (sc *objScratch) sum() {
-	if sc.total == 0 {
-		sc.entries = 0
-	}
 	for b := range objectBuckets {
 		if sc.n[b] > 0 {
 			sc.firstAll = min(sc.firstAll, sc.first[b])
