@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -138,8 +139,16 @@ func (c *Cluster) monitorLeadership() {
 func (c *Cluster) leaderLoop(ctx context.Context) {
 	c.log.Info("became leader", "term", c.raft.CurrentTerm())
 	if err := c.waitApplied(c.raft.Barrier(10 * time.Second)); err != nil {
+		if ctx.Err() != nil || errors.Is(err, raft.ErrLeadershipLost) || errors.Is(err, raft.ErrRaftShutdown) {
+			// Leadership already ended (often: the node is closing);
+			// there is nothing to hand over.
+			c.log.Warn("leader barrier failed; leadership already lost", "error", err)
+			return
+		}
 		c.log.Error("leader barrier failed; transferring leadership", "error", err)
-		_ = c.raft.LeadershipTransfer().Error()
+		if err := c.waitApplied(c.raft.LeadershipTransfer()); err != nil {
+			c.log.Warn("leadership transfer failed", "error", err)
+		}
 		return
 	}
 	for _, f := range c.leaderObs {

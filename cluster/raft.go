@@ -234,11 +234,13 @@ func (c *Cluster) applyLeader(ctx context.Context, entry []byte) (any, uint64, e
 	return resp, f.Index(), nil
 }
 
-// waitApplied waits for f (an Apply or a Barrier). With BatchApplyCh Raft buffers submitted
-// futures, and one still in the buffer when Raft shuts down is never
-// answered, so a wait that ignored the cluster closing could hang Close
-// (its background loops apply entries) forever: once the cluster is
-// closing, the outcome is reported as unknown (ErrRetryable) instead.
+// waitApplied waits for f (an Apply, a Barrier or a leadership
+// transfer). Raft buffers submitted futures (BatchApplyCh, and a
+// one-slot channel for transfers), and one still in the buffer when Raft
+// shuts down is never answered, so a wait that ignored the cluster
+// closing could hang Close (its background loops wait on such futures)
+// forever: once the cluster is closing, the outcome is reported as
+// unknown (raft.ErrRaftShutdown) instead.
 func (c *Cluster) waitApplied(f raft.Future) error {
 	done := make(chan error, 1)
 	go func() { done <- f.Error() }()
@@ -514,7 +516,7 @@ func (c *Cluster) LeaderTransfer(ctx context.Context, to string) (string, error)
 		}
 		f = c.raft.LeadershipTransferToServer(raft.ServerID(to), addr)
 	}
-	if err := f.Error(); err != nil {
+	if err := c.waitApplied(f); err != nil {
 		return "", fmt.Errorf("leader transfer: %w", err)
 	}
 	for {
