@@ -38,7 +38,8 @@ type StoreConfig struct {
 	Sync bool
 	// Logger receives store and Pebble logs; nil discards them.
 	Logger *slog.Logger
-	// CacheSize is Pebble's block cache size in bytes; default 64 MiB.
+	// CacheSize is Pebble's block cache size in bytes; default 512 MiB
+	// (filled as blocks are read; see node.Config.CacheBytes).
 	CacheSize int64
 	// MemTableSize is the size of one Pebble memtable in bytes; default 32
 	// MiB. Ingest batches of 10k rows make ~1 MB of writes, so a memtable
@@ -70,7 +71,7 @@ type StoreConfig struct {
 
 // Defaults of StoreConfig.
 const (
-	DefaultCacheSize             = 64 << 20
+	DefaultCacheSize             = 512 << 20
 	DefaultMemTableSize          = 32 << 20
 	DefaultL0CompactionThreshold = 12
 	DefaultL0StopWritesThreshold = 24

@@ -74,6 +74,12 @@ type Config struct {
 	// MaxBodyBytes limits an ingest request body, before and after
 	// decompression, in bytes. Default 64 MiB.
 	MaxBodyBytes int64 `toml:"max_body_bytes"`
+	// CacheBytes is the block cache of the node's state store (Pebble),
+	// in bytes, filled as blocks are read. Ingest reads the stores' index
+	// and filter blocks and recent series chunks all the time (idempotency
+	// records, forecasts, histories for refits); a cache that cannot hold
+	// them turns each of those reads into preads. Default 512 MiB.
+	CacheBytes int64 `toml:"cache_bytes"`
 	// ChunkRows is the number of rows per Arrow record batch. Default 16384.
 	ChunkRows int `toml:"chunk_rows"`
 	// RequestTimeout bounds the handling of one API request. Default 60s.
@@ -118,6 +124,7 @@ func DefaultConfig() Config {
 		GossipAddr:        "127.0.0.1:7072",
 		BootstrapExpect:   1,
 		MaxBodyBytes:      64 << 20,
+		CacheBytes:        512 << 20,
 		ChunkRows:         16384,
 		RequestTimeout:    60 * time.Second,
 		ShutdownTimeout:   10 * time.Second,
@@ -152,6 +159,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = d.MaxBodyBytes
 	}
+	if c.CacheBytes == 0 {
+		c.CacheBytes = d.CacheBytes
+	}
 	if c.ChunkRows == 0 {
 		c.ChunkRows = d.ChunkRows
 	}
@@ -185,6 +195,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("max_body_bytes: %d, want >= 1024", c.MaxBodyBytes))
+	}
+	if c.CacheBytes < 8<<20 {
+		errs = append(errs, fmt.Errorf("cache_bytes: %d, want >= 8388608 (8MiB)", c.CacheBytes))
 	}
 	if c.ChunkRows < 1 || c.ChunkRows > 1<<20 {
 		errs = append(errs, fmt.Errorf("chunk_rows: %d, want 1..1048576", c.ChunkRows))
@@ -360,6 +373,16 @@ func Settings() []Setting {
 				return nil
 			},
 			Get: func(c *Config) string { return strconv.FormatInt(c.MaxBodyBytes, 10) }},
+		{Flag: "cache-bytes", Usage: "block cache of the state store in bytes (e.g. 512MiB)",
+			Set: func(c *Config, v string) error {
+				n, err := parseBytes(v)
+				if err != nil {
+					return fmt.Errorf("cache-bytes: %w", err)
+				}
+				c.CacheBytes = n
+				return nil
+			},
+			Get: func(c *Config) string { return strconv.FormatInt(c.CacheBytes, 10) }},
 		durSetting("forecast-interval", "pause between background forecast refresh passes", func(c *Config) *time.Duration { return &c.ForecastInterval }),
 		intSetting("forecast-workers", "cores background forecast refits may use (0: all but one)", func(c *Config) *int { return &c.ForecastWorkers }),
 		intSetting("chunk-rows", "rows per Arrow record batch", func(c *Config) *int { return &c.ChunkRows }),

@@ -50,4 +50,16 @@ func TestConfigEnvAndValidate(t *testing.T) {
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "log_level") {
 		t.Errorf("got %v, want log_level error", err)
 	}
+	// The state store's block cache: a size with units, at least 8 MiB.
+	if err := cfg.ApplyEnv([]string{"DEMANDFLOW_CACHE_BYTES=1GiB"}); err != nil || cfg.CacheBytes != 1<<30 {
+		t.Errorf("DEMANDFLOW_CACHE_BYTES=1GiB: got %d, %v", cfg.CacheBytes, err)
+	}
+	if err := cfg.ApplyEnv([]string{"DEMANDFLOW_CACHE_BYTES=lots"}); err == nil || !strings.Contains(err.Error(), "cache-bytes") {
+		t.Errorf("DEMANDFLOW_CACHE_BYTES=lots: got %v, want an error naming cache-bytes", err)
+	}
+	small := DefaultConfig()
+	small.CacheBytes = 1 << 20
+	if err := small.Validate(); err == nil || !strings.Contains(err.Error(), "cache_bytes") {
+		t.Errorf("1 MiB cache: got %v, want cache_bytes error", err)
+	}
 }

@@ -107,7 +107,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		HTTP3Addr:       a.HTTP3,
 		Version:         cfg.Version,
 		AlarmWebhooks:   cfg.AlarmWebhooks,
-		Store:           cluster.StoreConfig{TrackingRetention: cfg.TrackingRetention},
+		Store:           cluster.StoreConfig{TrackingRetention: cfg.TrackingRetention, CacheSize: cfg.CacheBytes},
 	})
 	if err != nil {
 		n.closeListeners()
