@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -172,14 +171,14 @@ func (n *Node) ingest(w http.ResponseWriter, r *http.Request) error {
 	defer closeDR()
 	body := &limitedReader{r: dr, n: n.cfg.MaxBodyBytes}
 
-	// Validate runs on this goroutine only: lock it to its thread so the
-	// thread's CPU time is the stage's (tracking's validate CPU).
+	// Validate runs on this goroutine only; the meter counts its CPU time
+	// between body reads (tracking's validate CPU).
 	validateStart := time.Now()
-	runtime.LockOSThread()
-	cpu0 := threadCPU()
-	batch, err := stream.Decode(ctx, format, body, schema, stream.DecodeConfig{ChunkRows: n.cfg.ChunkRows, MaxBytes: n.cfg.MaxBodyBytes + 1})
-	validateCPU := threadCPU() - cpu0
-	runtime.UnlockOSThread()
+	meter := &cpuMeter{r: body}
+	meter.begin()
+	batch, err := stream.Decode(ctx, format, meter, schema, stream.DecodeConfig{ChunkRows: n.cfg.ChunkRows, MaxBytes: n.cfg.MaxBodyBytes + 1})
+	meter.end()
+	validateCPU := meter.cpu
 	if raw.hit || body.hit {
 		if batch != nil {
 			batch.Release()
