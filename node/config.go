@@ -323,6 +323,20 @@ func boolSetting(flag, usage string, p func(*Config) *bool) Setting {
 		Get: func(c *Config) string { return strconv.FormatBool(*p(c)) }}
 }
 
+// bytesSetting is a size in bytes, with optional units (parseBytes).
+func bytesSetting(flag, usage string, p func(*Config) *int64) Setting {
+	return Setting{Flag: flag, Usage: usage,
+		Set: func(c *Config, v string) error {
+			n, err := parseBytes(v)
+			if err != nil {
+				return fmt.Errorf("%s: %w", flag, err)
+			}
+			*p(c) = n
+			return nil
+		},
+		Get: func(c *Config) string { return strconv.FormatInt(*p(c), 10) }}
+}
+
 func durSetting(flag, usage string, p func(*Config) *time.Duration) Setting {
 	return Setting{Flag: flag, Usage: usage,
 		Set: func(c *Config, v string) error {
@@ -363,26 +377,8 @@ func Settings() []Setting {
 			},
 			Get: func(c *Config) string { return strings.Join(c.AlarmWebhooks, ",") }},
 		intSetting("bootstrap-expect", "servers to wait for before bootstrapping", func(c *Config) *int { return &c.BootstrapExpect }),
-		{Flag: "max-body-bytes", Usage: "largest ingest body in bytes, before and after decompression",
-			Set: func(c *Config, v string) error {
-				n, err := parseBytes(v)
-				if err != nil {
-					return fmt.Errorf("max-body-bytes: %w", err)
-				}
-				c.MaxBodyBytes = n
-				return nil
-			},
-			Get: func(c *Config) string { return strconv.FormatInt(c.MaxBodyBytes, 10) }},
-		{Flag: "cache-bytes", Usage: "block cache of the state store in bytes (e.g. 512MiB)",
-			Set: func(c *Config, v string) error {
-				n, err := parseBytes(v)
-				if err != nil {
-					return fmt.Errorf("cache-bytes: %w", err)
-				}
-				c.CacheBytes = n
-				return nil
-			},
-			Get: func(c *Config) string { return strconv.FormatInt(c.CacheBytes, 10) }},
+		bytesSetting("max-body-bytes", "largest ingest body in bytes, before and after decompression", func(c *Config) *int64 { return &c.MaxBodyBytes }),
+		bytesSetting("cache-bytes", "block cache of the state store in bytes (e.g. 512MiB)", func(c *Config) *int64 { return &c.CacheBytes }),
 		durSetting("forecast-interval", "pause between background forecast refresh passes", func(c *Config) *time.Duration { return &c.ForecastInterval }),
 		intSetting("forecast-workers", "cores background forecast refits may use (0: all but one)", func(c *Config) *int { return &c.ForecastWorkers }),
 		intSetting("chunk-rows", "rows per Arrow record batch", func(c *Config) *int { return &c.ChunkRows }),
