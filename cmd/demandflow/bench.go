@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -56,6 +57,7 @@ type benchIngestOpts struct {
 	plotOut     string
 	results     string
 	quiet       bool
+	cpuProfile  string
 }
 
 func newBenchIngestCmd() *cobra.Command {
@@ -109,6 +111,7 @@ setup error.`,
 	fs.StringVar(&o.plotOut, "plot", "", "draw throughput and latency over time to FILE (.svg or .png)")
 	fs.StringVar(&o.results, "results", "", "append a row to the markdown results table in FILE (bench/RESULTS.md)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no per-second progress lines on stderr")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of this client process during the run (pregeneration included) to FILE")
 	return cmd
 }
 
@@ -215,7 +218,14 @@ func runBenchIngest(ctx context.Context, o *benchIngestOpts, stdout, stderr io.W
 		}
 	}
 
+	stopProfile, err := startCPUProfile(o.cpuProfile)
+	if err != nil {
+		return setup("--cpuprofile: %v", err)
+	}
 	rep, err := bench.Run(ctx, cfg)
+	if perr := stopProfile(); perr != nil && err == nil {
+		return setup("--cpuprofile: %v", perr)
+	}
 	if err != nil {
 		return setup("%v", err)
 	}
@@ -400,4 +410,24 @@ func encodeArrow(dst []byte, rows []bench.Row) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// startCPUProfile starts a CPU profile into path (nothing when path is
+// empty) and returns the function that stops it and closes the file.
+func startCPUProfile(path string) (stop func() error, err error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		_ = f.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }

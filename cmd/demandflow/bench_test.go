@@ -1,8 +1,10 @@
 package main
 
 import (
+	"compress/gzip"
 	"encoding/json"
 	"image/png"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -21,8 +23,10 @@ func TestBenchIngestLocal(t *testing.T) {
 	} {
 		t.Run(tc.proto+"/"+tc.format+"/"+tc.compress, func(t *testing.T) {
 			js, plot, results := filepath.Join(dir, tc.proto+".json"), filepath.Join(dir, tc.plot), filepath.Join(dir, "RESULTS.md")
+			prof := filepath.Join(dir, tc.proto+".pprof")
 			out, errOut, code := runCLI(t, "bench", "ingest", "--local", "--proto", tc.proto, "--format", tc.format, "--rows", "50000",
-				"--batch", "5000", "--concurrency", "4", "--compress", tc.compress, "--json", js, "--plot", plot, "--results", results, "--quiet")
+				"--batch", "5000", "--concurrency", "4", "--compress", tc.compress, "--json", js, "--plot", plot, "--results", results, "--quiet",
+				"--cpuprofile", prof)
 			if code != 0 {
 				t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 			}
@@ -87,6 +91,20 @@ func TestBenchIngestLocal(t *testing.T) {
 				}
 			} else if b, _ := os.ReadFile(plot); !strings.HasPrefix(string(b), "<svg") || !strings.Contains(string(b), "polyline") {
 				t.Errorf("plot is not an SVG chart: %.200s", b)
+			}
+			// --cpuprofile: a gzipped protobuf profile, as runtime/pprof writes.
+			if pf, err := os.Open(prof); err != nil {
+				t.Errorf("cpuprofile: %v", err)
+			} else {
+				zr, err := gzip.NewReader(pf)
+				var n int64
+				if err == nil {
+					n, err = io.Copy(io.Discard, zr)
+				}
+				if err != nil || n == 0 {
+					t.Errorf("cpuprofile: %d bytes, %v; want a gzipped profile", n, err)
+				}
+				pf.Close()
 			}
 			md, _ := os.ReadFile(results)
 			if tc.compress == "zstd" && !strings.Contains(string(md), "--compress zstd`") {
