@@ -216,8 +216,9 @@ type Store struct {
 
 // OpenStore opens (creating if needed) the store in cfg.Dir and loads the
 // in-memory caches. Pebble is tuned for a write-heavy, append-mostly
-// workload: a CacheSize block cache shared by all levels, MemTableSize
-// memtables (two may be queued before writes stall), L0 compaction from
+// workload: a CacheSize block cache shared by all levels, the WAL's
+// written range handed to the disk every 512 KiB (WALBytesPerSync),
+// MemTableSize memtables (two may be queued before writes stall), L0 compaction from
 // L0CompactionThreshold files and a write stop at L0StopWritesThreshold,
 // and Pebble's "Balanced" compression profile: the fastest codec (Snappy/
 // MinLZ) for L0-L4, where data is short-lived, and zstd level 1 for L5 value
@@ -240,11 +241,19 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 		Cache:                       cache,
 		MemTableSize:                cfg.MemTableSize,
 		MemTableStopWritesThreshold: 4,
-		L0CompactionThreshold:       cfg.L0CompactionThreshold,
-		L0StopWritesThreshold:       cfg.L0StopWritesThreshold,
-		Merger:                      sumMerger,
-		FormatMajorVersion:          pebble.FormatNewest,
-		Logger:                      pebbleLogger{cfg.Logger},
+		// The store's WAL is written without fsync (Raft's log is the
+		// durable copy), so its dirty pages pile up until the kernel
+		// writes them back in bursts, and the Raft log's fsync on the
+		// same disk waits behind them. Syncing the WAL range every 512
+		// KiB in the background keeps those bursts small: at 245k rows/s
+		// (5 runs each, 3M rows) Raft log writes over 16 ms fell from 34
+		// to 12 and batch commits over 16 ms from 53 to 31.
+		WALBytesPerSync:       512 << 10,
+		L0CompactionThreshold: cfg.L0CompactionThreshold,
+		L0StopWritesThreshold: cfg.L0StopWritesThreshold,
+		Merger:                sumMerger,
+		FormatMajorVersion:    pebble.FormatNewest,
+		Logger:                pebbleLogger{cfg.Logger},
 	}
 	opts.ApplyCompressionSettings(func() pebble.DBCompressionSettings { return pebble.DBCompressionBalanced })
 	// Bloom filters: every ingest part looks up its idempotency record and
