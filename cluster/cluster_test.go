@@ -682,3 +682,38 @@ func TestBootstrap(t *testing.T) {
 		}
 	})
 }
+
+// TestCloseWhileBecomingLeader: a single node closed at any point around
+// its election (before, during and right after the leader loop's barrier)
+// closes promptly. CI once hung here for 20 minutes: the barrier failed
+// because the node was closing, and the leader loop then waited forever
+// on a leadership transfer Raft never answered.
+func TestCloseWhileBecomingLeader(t *testing.T) {
+	if testing.Short() {
+		t.Skip("opens and closes 12 nodes; skipped with -short")
+	}
+	for i := range 12 {
+		cfg := clustertest.Config(t, "n1")
+		c, err := cluster.Open(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Close at staggered points: some before the election, most
+		// while or just after it becomes leader.
+		deadline := time.Now().Add(5 * time.Second)
+		for i > 2 && !c.IsLeader() && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Microsecond)
+		}
+		time.Sleep(time.Duration(i%4) * 250 * time.Microsecond)
+		done := make(chan error, 1)
+		go func() { done <- c.Close() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("round %d: close: %v", i, err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Fatalf("round %d: Close still running after 20 s", i)
+		}
+	}
+}
