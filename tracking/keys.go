@@ -105,8 +105,8 @@ import (
 // on two goroutines: the fold runs on the apply path) and ingests them
 // together. Run keys of later folds sort after earlier ones (day, then
 // the run counter), so the files overlap nothing and Pebble places them
-// in the bottom level, where they stay until
-// retention deletes it: written once, never rewritten. The ingest happens
+// in the bottom level, where they stay until retention deletes them:
+// written once, never rewritten. The ingest happens
 // during the apply, before the batch commits; a crash in between replays
 // the entries, which fold again into the same run with the same bytes. A
 // failed ingest falls back to writing the same keys into the batch.

@@ -457,14 +457,6 @@ func (rc *Recorder) putRuns(fs *foldScratch) error {
 		}
 		return fs.runs[i].key[:], fs.out[start:fs.runs[i].end]
 	}
-	write := func(add func(k, v []byte) error) error {
-		for i := range fs.runs {
-			if err := add(kv(i)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
 	if ri := rc.s.ingest; ri != nil {
 		err := ri.ingest(len(fs.runs), len(fs.out), kv)
 		if err == nil {
@@ -473,7 +465,13 @@ func (rc *Recorder) putRuns(fs *foldScratch) error {
 		rc.s.ingestErrors.Add(1)
 		rc.s.cfg.Logger.Warn("tracking: object index run not ingested, writing it through the batch", "error", err)
 	}
-	return write(func(k, v []byte) error { return rc.w.Set(k, v, nil) })
+	for i := range fs.runs {
+		k, v := kv(i)
+		if err := rc.w.Set(k, v, nil); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // expireObjects records that Expire(before) deleted the object index
