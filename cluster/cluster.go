@@ -357,6 +357,17 @@ func (c *Cluster) Apply(ctx context.Context, entry []byte) (any, uint64, error) 
 // Store returns the FSM store for reads.
 func (c *Cluster) Store() *Store { return c.store }
 
+// PebbleMetrics returns the Pebble metrics of the node's stores, by store
+// name ("state", and "raft" unless standalone), as Pebble formats them.
+// Diagnostics only: the text is for people, its layout is Pebble's.
+func (c *Cluster) PebbleMetrics() map[string]string {
+	m := map[string]string{"state": c.store.PebbleMetrics()}
+	if c.logStore != nil {
+		m["raft"] = c.logStore.PebbleMetrics()
+	}
+	return m
+}
+
 // FSM returns the state machine (for hooks such as alarm observers).
 func (c *Cluster) FSM() *FSM { return c.fsm }
 

@@ -399,6 +399,18 @@ func (s *Store) Close() error {
 	return nil
 }
 
+// PebbleMetrics returns Pebble's metrics of the store (its levels,
+// flushes, compactions, caches) as Pebble formats them, for diagnostics.
+// It returns "closed" after Close.
+func (s *Store) PebbleMetrics() string {
+	s.closeMu.Lock()
+	defer s.closeMu.Unlock()
+	if s.closed {
+		return "closed"
+	}
+	return s.db.Metrics().String()
+}
+
 // maxKeptBatch is the largest buffer a kept batch retains.
 const maxKeptBatch = 64 << 20
 

@@ -90,9 +90,10 @@ type Config struct {
 	// blocks, object index, statistics) are kept; the leader expires older
 	// ones every 10 minutes. Default 168h (7 days).
 	TrackingRetention time.Duration `toml:"tracking_retention"`
-	// EnableDebug serves Go's profiler at /debug/pprof/ on the HTTP API
-	// listeners (as Consul's enable_debug), for diagnosing CPU and memory
-	// use on a live node. It exposes internals: keep it off unless needed.
+	// EnableDebug serves Go's profiler at /debug/pprof/ and the Pebble
+	// metrics of the node's stores at /debug/pebble on the HTTP API
+	// listeners (as Consul's enable_debug), for diagnosing CPU, memory and
+	// storage work on a live node. It exposes internals: keep it off unless needed.
 	// Default false.
 	EnableDebug bool `toml:"enable_debug"`
 	// LogLevel is debug, info, warn or error. Default info.
@@ -385,7 +386,7 @@ func Settings() []Setting {
 		durSetting("request-timeout", "time limit for one API request", func(c *Config) *time.Duration { return &c.RequestTimeout }),
 		durSetting("shutdown-timeout", "time limit for a graceful shutdown", func(c *Config) *time.Duration { return &c.ShutdownTimeout }),
 		durSetting("tracking-retention", "how long tracking records are kept (e.g. 168h)", func(c *Config) *time.Duration { return &c.TrackingRetention }),
-		boolSetting("enable-debug", "serve the Go profiler at /debug/pprof/ (diagnostics only)", func(c *Config) *bool { return &c.EnableDebug }),
+		boolSetting("enable-debug", "serve the Go profiler at /debug/pprof/ and Pebble metrics at /debug/pebble (diagnostics only)", func(c *Config) *bool { return &c.EnableDebug }),
 		strSetting("log-level", "debug, info, warn or error", func(c *Config) *string { return &c.LogLevel }),
 		strSetting("log-format", "text or json", func(c *Config) *string { return &c.LogFormat }),
 	}

@@ -2,8 +2,11 @@ package node
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"net/http"
 	"net/http/pprof"
+	"slices"
 	"strconv"
 	"time"
 
@@ -99,11 +102,23 @@ func (n *Node) routes() http.Handler {
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		mux.HandleFunc("GET /debug/pebble", n.debugPebble)
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, errorResponse{Error: "no such endpoint: " + r.Method + " " + r.URL.Path})
 	})
 	return mux
+}
+
+// debugPebble writes the Pebble metrics of the node's stores as text: per
+// store, its levels, flushes, compactions and caches since the node
+// started. Diagnostics only (--enable-debug).
+func (n *Node) debugPebble(w http.ResponseWriter, r *http.Request) {
+	m := n.cl.PebbleMetrics()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	for _, name := range slices.Sorted(maps.Keys(m)) {
+		fmt.Fprintf(w, "== %s store ==\n%s\n", name, m[name])
+	}
 }
 
 // status reports the node's identity and state.

@@ -520,3 +520,35 @@ func TestWriteMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestDebugPebble checks that /debug/pebble reports both stores' Pebble
+// metrics with --enable-debug, and is not served without it.
+func TestDebugPebble(t *testing.T) {
+	n := startNode(t, func(c *Config) { c.EnableDebug = true })
+	createShop(t, n)
+	if r := ingestBody(t, n, "shop", stream.CSV, streamtest.Body(stream.CSV, shopHeader, shopRows), nil); r.status != 200 {
+		t.Fatalf("ingest: got %d %s", r.status, r.body)
+	}
+	r := do(t, "GET", n.URL()+"/debug/pebble", nil, nil)
+	if r.status != http.StatusOK {
+		t.Fatalf("GET /debug/pebble: got %d %s", r.status, r.body)
+	}
+	body := string(r.body)
+	for _, want := range []string{"== raft store ==\n", "== state store ==\n"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("GET /debug/pebble: no %q in\n%s", want, body)
+		}
+	}
+	// Both stores wrote to their WALs; Pebble prints "WAL: ... in: <bytes>".
+	if got := strings.Count(body, "WAL: "); got != 2 {
+		t.Errorf("GET /debug/pebble: %d WAL lines, want 2:\n%s", got, body)
+	}
+	if strings.Index(body, "== raft store ==") > strings.Index(body, "== state store ==") {
+		t.Errorf("GET /debug/pebble: stores not in name order")
+	}
+
+	off := startNode(t, nil)
+	if r := do(t, "GET", off.URL()+"/debug/pebble", nil, nil); r.status != http.StatusNotFound {
+		t.Errorf("GET /debug/pebble without --enable-debug: got %d, want 404", r.status)
+	}
+}

@@ -117,6 +117,18 @@ func (s *Store) Close() error {
 	return s.closeErr
 }
 
+// PebbleMetrics returns Pebble's metrics of the store (its levels,
+// flushes, compactions, caches) as Pebble formats them, for diagnostics.
+// It returns "closed" after Close.
+func (s *Store) PebbleMetrics() string {
+	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
+	if s.closed {
+		return "closed"
+	}
+	return s.db.Metrics().String()
+}
+
 // checkFormat writes formatVersion into a new store and refuses a store
 // written in another layout.
 func (s *Store) checkFormat() error {
