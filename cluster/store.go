@@ -207,8 +207,10 @@ type Store struct {
 
 	track *tracking.Store // tracking records under prefixTracking; see fsm_tracking.go
 
-	stage     *stage      // pending staged observation blocks (obsstore.go)
-	legacyObs atomic.Bool // the legacy observation table holds keys
+	stage *stage // pending staged observation blocks (obsstore.go)
+	// rowScratch is writeRows' buffers between apply batches (applyCtx).
+	rowScratch atomic.Pointer[rowScratch]
+	legacyObs  atomic.Bool // the legacy observation table holds keys
 
 	closeMu sync.Mutex
 	closed  bool
