@@ -93,8 +93,8 @@ type Config struct {
 	// EnableDebug serves Go's profiler at /debug/pprof/ and the Pebble
 	// metrics of the node's stores at /debug/pebble on the HTTP API
 	// listeners (as Consul's enable_debug), for diagnosing CPU, memory and
-	// storage work on a live node. It exposes internals: keep it off unless needed.
-	// Default false.
+	// storage work on a live node. It exposes internals: keep it off
+	// unless needed. Default false.
 	EnableDebug bool `toml:"enable_debug"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `toml:"log_level"`
