@@ -49,7 +49,9 @@ import (
 // the counters, folds and a pending key (prefixTrackPending | raft index)
 // go into the batch. A fold drops the pending keys (its runs hold the
 // calls); FSM.Snapshot writes the calls in memory into the staging table
-// and drops the pending keys, synced; after a restart Raft replays every
+// and drops the pending keys, durable before Raft may delete the entries
+// (synced, or flushed by the snapshot's Persist when the store has no
+// WAL); after a restart Raft replays every
 // entry after its last snapshot, and ApplyBatch, which skips the entries
 // it already applied, stages the calls of those with a pending key again
 // (restageObjects). So every node answers the same, but the staging

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/demandflow/demandflow/stream"
 )
@@ -285,7 +284,7 @@ func TestLegacyObservationsRead(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(s.wo); err != nil {
 		t.Fatal(err)
 	}
 	_ = b.Close()

@@ -135,9 +135,10 @@ func (c *Cluster) openRaft() error {
 }
 
 // catchUpFromSnapshot restores the newest snapshot into the FSM when the
-// FSM is behind it (it commits without fsync under Raft, so a power loss
-// can leave it behind a snapshot that raft kept; raft would then replay
-// only the entries after the snapshot).
+// FSM is behind it (raft would then replay only the entries after the
+// snapshot). Under Raft the FSM store has no WAL, but a snapshot's Persist
+// flushes it, so this takes a snapshot installed from the leader whose
+// restore did not finish, or a store that lost its files.
 func (c *Cluster) catchUpFromSnapshot() error {
 	list, err := c.snaps.List()
 	if err != nil || len(list) == 0 {

@@ -47,13 +47,14 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	if err := f.store.persistStagedObjects(); err != nil {
 		return nil, fmt.Errorf("fsm snapshot: %w", err)
 	}
-	return &fsmSnapshot{snap: f.store.db.NewSnapshot(), logger: f.logger}, nil
+	return &fsmSnapshot{snap: f.store.db.NewSnapshot(), flush: f.store.flushUnlogged, logger: f.logger}, nil
 }
 
 // persistStagedObjects writes the object-index calls staged in memory
-// into the tracking staging table and drops the pending keys, synced, so
-// the snapshot carries them and Raft may truncate the entries they came
-// from. It runs on the apply goroutine (Raft calls Snapshot there).
+// into the tracking staging table and drops the pending keys, so the
+// snapshot carries them and Raft may truncate the entries they came from
+// (synced, or flushed by Persist when the store has no WAL). It runs on
+// the apply goroutine (Raft calls Snapshot there).
 func (s *Store) persistStagedObjects() error {
 	if s.track.StagedInMemory() == 0 {
 		// Nothing to carry. Pending keys left (calls of expired days)
@@ -69,7 +70,7 @@ func (s *Store) persistStagedObjects() error {
 	if err := b.DeleteRange(pendingTable()); err != nil {
 		return err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(s.wo); err != nil {
 		return fmt.Errorf("persist staged object calls: %w", err)
 	}
 	s.track.DropStaged()
@@ -77,13 +78,23 @@ func (s *Store) persistStagedObjects() error {
 }
 
 type fsmSnapshot struct {
-	snap   *pebble.Snapshot
+	snap *pebble.Snapshot
+	// flush makes the store durable up to at least the snapshot
+	// (Store.flushUnlogged).
+	flush  func() error
 	logger interface{ Debug(string, ...any) }
 }
 
 // Persist writes the snapshot to sink and closes it, or cancels it on error.
+// Before the sink is closed (after which Raft may delete the log up to the
+// snapshot) it makes the store durable up to the snapshot: without a WAL
+// the store's memtables would otherwise hold entries Raft no longer has.
 func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
-	if err := s.write(sink); err != nil {
+	err := s.write(sink)
+	if err == nil {
+		err = s.flush()
+	}
+	if err != nil {
 		_ = sink.Cancel()
 		return fmt.Errorf("persist fsm snapshot: %w", err)
 	}
@@ -160,10 +171,10 @@ func (s *fsmSnapshot) write(w io.Writer) (err error) {
 // Restore replaces the whole FSM state with the snapshot read from rc and
 // closes rc. It first drops every key and sets a restore-in-progress marker
 // (synced), loads the pairs in batches, checks the checksum, then clears the
-// marker with a synced commit and rebuilds the in-memory caches. A restore
-// that fails or is interrupted leaves the marker, and OpenStore wipes such a
-// partial state, so Raft restores again. Reads running concurrently may see
-// a partial state.
+// marker with a synced commit (without a WAL: then flushes the store) and
+// rebuilds the in-memory caches. A restore that fails or is interrupted
+// leaves the marker, and OpenStore wipes such a partial state, so Raft
+// restores again. Reads running concurrently may see a partial state.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	s := f.store
@@ -209,7 +220,10 @@ func (s *Store) restore(r io.Reader) error {
 	if err := b.Set(keyRestoring, nil, nil); err != nil {
 		return err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	// Without a WAL this is not durable yet, which is as safe: a crash
+	// before the next flush keeps the old state and its applied index, and
+	// any flush of the restored pairs carries the marker before them.
+	if err := b.Commit(s.wo); err != nil {
 		return err
 	}
 	_ = b.Close()
@@ -268,7 +282,11 @@ func (s *Store) restore(r io.Reader) error {
 	if err := b.Delete(keyRestoring, nil); err != nil {
 		return err
 	}
-	if err := b.Commit(pebble.Sync); err != nil {
+	if err := b.Commit(s.wo); err != nil {
+		return err
+	}
+	// Raft deletes its log up to the snapshot once the restore returns.
+	if err := s.flushUnlogged(); err != nil {
 		return err
 	}
 	return s.load()

@@ -2,10 +2,12 @@ package cluster
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"math"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/demandflow/demandflow/stream"
 )
 
@@ -138,4 +140,76 @@ func buildOther(t *testing.T) *stream.Batch {
 	b := buildBatch(t, checkedMem(t), &sc, []row{{"z", "z", 1, 1, 1, "z"}}, 10, nil)
 	t.Cleanup(b.Release)
 	return b
+}
+
+// TestCrashKeepsSnapshottedState: under Raft the FSM store has no WAL
+// (StoreConfig.Sync false), so a crash loses what was applied since its
+// last flush, and Raft replays that; but it never loses what a completed
+// snapshot covers, since Raft deletes those entries from its log.
+func TestCrashKeepsSnapshottedState(t *testing.T) {
+	mem := checkedMem(t)
+	fs := vfs.NewCrashableMem()
+	s := openMemStore(t, fs)
+	a := newApplier(t, s)
+	// "sum" makes an entry applied twice visible in the values.
+	sc := testSchema("d", stream.DuplicatesSum)
+	create := mustCreate(t, sc)
+	var entries [][][]byte
+	for i := range 3 {
+		b := buildBatch(t, mem, &sc, []row{{"p", "EU", 1, 1, 2, ""}, {"q", "US", int32(1 + i), 10, 2, ""}}, 2, nil)
+		m := meta("d", fmt.Sprintf("%026d", i+1), "")
+		m.Source = "http"
+		entries = append(entries, mustIngest(t, m, &sc, b, 0))
+		b.Release()
+	}
+	a.one(create)
+	a.batch(entries[0]...)
+	a.batch(entries[1]...)
+
+	// Nothing is flushed yet: a crash now loses every apply.
+	if got := openMemStore(t, fs.CrashClone(vfs.CrashCloneCfg{})).AppliedIndex(); got != 0 {
+		t.Fatalf("crash before any flush: applied index %d, want 0 (the store should have no WAL)", got)
+	}
+	snapIndex := s.AppliedIndex()
+	snap, err := a.f.Snapshot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sink memSink
+	if err := snap.Persist(&sink); err != nil {
+		t.Fatal(err)
+	}
+	snap.Release()
+	a.batch(entries[2]...)
+
+	crashed := openMemStore(t, fs.CrashClone(vfs.CrashCloneCfg{}))
+	if got := crashed.AppliedIndex(); got != snapIndex {
+		t.Fatalf("crash after a snapshot: applied index %d, want the snapshot's %d", got, snapIndex)
+	}
+	sum := func(s *Store) (n int, total float64) {
+		for _, dims := range [][]string{{"p", "EU"}, {"q", "US"}} {
+			obs, err := s.Observations(t.Context(), "d", stream.SeriesID("d", dims), math.MinInt32, math.MaxInt32)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, o := range obs {
+				n++
+				total += o.Value
+			}
+		}
+		return n, total
+	}
+	if n, total := sum(crashed); n != 3 || total != 22 {
+		t.Errorf("after the crash: %d observations summing to %v, want the snapshot's 3 summing to 22", n, total)
+	}
+	// Raft replays its whole log; the FSM skips what it holds.
+	r := &applier{t: t, f: NewFSM(crashed, testLogger(t))}
+	r.one(create)
+	for _, e := range entries {
+		r.batch(e...)
+	}
+	wantN, wantTotal := sum(s)
+	if n, total := sum(crashed); n != wantN || total != wantTotal || wantN != 4 || wantTotal != 33 {
+		t.Errorf("after the replay: %d observations summing to %v, want %d summing to %v (and 4, 33)", n, total, wantN, wantTotal)
+	}
 }
