@@ -397,14 +397,17 @@ func (ac *applyCtx) publishDirty() {
 				d.marks[ref.sid] = m
 			}
 		}
+		// The touches left are later, in apply order, than every mark
+		// published before and every overlay change above, so each one
+		// overwrites: one map write per series, not a read and a write
+		// (3-4% of a node's CPU under period-major ingest).
 		for _, t := range w.touches {
 			if t.e.id != e.id {
 				continue
 			}
+			m := dirtyMark{index: t.index, tx: t.tx}
 			for _, sid := range t.sids {
-				if cur, ok := d.marks[sid]; !ok || cur.index < t.index {
-					d.marks[sid] = dirtyMark{index: t.index, tx: t.tx}
-				}
+				d.marks[sid] = m
 			}
 		}
 		d.mu.Unlock()
