@@ -162,6 +162,24 @@ func nextChunkEntry(body []byte) (e chunkEntry, rest []byte, ok bool) {
 	return e, body[start+int(l):], true
 }
 
+// lastChunkPeriod returns the (biased) period of body's last entry; body
+// must not be empty.
+func lastChunkPeriod(body []byte) (uint32, bool) {
+	var last uint32
+	for len(body) > 0 {
+		if len(body) < 5 {
+			return 0, false
+		}
+		last = binary.BigEndian.Uint32(body)
+		l, k := binary.Uvarint(body[4:])
+		if k <= 0 || uint64(len(body)-4-k) < l || l < 10 {
+			return 0, false
+		}
+		body = body[4+k+int(l):]
+	}
+	return last, true
+}
+
 func countChunkEntries(body []byte) (int, bool) {
 	n := 0
 	for len(body) > 0 {
@@ -203,6 +221,21 @@ var errCorruptChunk = errors.New("corrupt chunk")
 // Entries only one side has are copied verbatim; the tails are not
 // validated (decoding them later is).
 func mergeChunkBodies(dst, older, newer []byte) ([]byte, error) {
+	// Most merges append: ingest moves forward in time, so every newer
+	// entry is after every older one (folds of period-major batches,
+	// compactions of a series' chunk with later operands). Then both
+	// sides are copied whole, instead of entry by entry with both
+	// decoded; finding older's last period only reads the entry headers.
+	if len(older) > 0 && len(newer) > 0 {
+		last, ok := lastChunkPeriod(older)
+		n, _, ok2 := nextChunkEntry(newer)
+		if !ok || !ok2 {
+			return dst, errCorruptChunk
+		}
+		if last < n.period {
+			return append(append(dst, older...), newer...), nil
+		}
+	}
 	for len(older) > 0 && len(newer) > 0 {
 		o, orest, ok1 := nextChunkEntry(older)
 		n, nrest, ok2 := nextChunkEntry(newer)

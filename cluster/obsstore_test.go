@@ -514,3 +514,52 @@ func TestReadDuringFoldCommit(t *testing.T) {
 		t.Fatalf("after the fold: %v, %v; want periods 1 and 2", got, err)
 	}
 }
+
+// TestMergeChunkBodiesAppend: a newer body entirely after the older one
+// (the common case) merges to the concatenation, and a corrupt older body
+// is still refused on that path.
+func TestMergeChunkBodiesAppend(t *testing.T) {
+	a := chunkOf([3]float64{1, 10, 0}, [3]float64{4, 40, 1})
+	b := chunkOf([3]float64{5, 5, 1}, [3]float64{7, 7, 0})
+	out, err := mergeChunkBodies(nil, a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(out, append(bytes.Clone(a), b...)) {
+		t.Fatalf("append merge: got %v", decodeChunk(t, out))
+	}
+	// The same periods the other way round interleave through the walk.
+	out, err = mergeChunkBodies(nil, b, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][3]float64{{1, 10, 0}, {4, 40, 1}, {5, 5, 1}, {7, 7, 0}}
+	if got := decodeChunk(t, out); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("walk merge: got %v, want %v", got, want)
+	}
+	if _, err := mergeChunkBodies(nil, append(bytes.Clone(a), 0, 0, 0, 1, 3), b); err == nil {
+		t.Fatal("older chunk with a truncated last entry merged without error")
+	}
+}
+
+// BenchmarkMergeChunkBodies: a series' chunk of 240 periods merged with a
+// fold's operand of the next 8, as compactions do.
+func BenchmarkMergeChunkBodies(b *testing.B) {
+	var older, newer []byte
+	for p := range 248 {
+		v := appendObsValue(nil, float64(p), []float64{9.99}, []bool{true}, "", false)
+		if p < 240 {
+			older = appendChunkEntry(older, biasPeriod(int32(p)), v)
+		} else {
+			newer = appendChunkEntry(newer, biasPeriod(int32(p)), v)
+		}
+	}
+	var dst []byte
+	b.SetBytes(int64(len(older) + len(newer)))
+	for b.Loop() {
+		var err error
+		if dst, err = mergeChunkBodies(dst[:0], older, newer); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
