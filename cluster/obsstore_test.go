@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -561,5 +562,37 @@ func BenchmarkMergeChunkBodies(b *testing.B) {
 		if dst, err = mergeChunkBodies(dst[:0], older, newer); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkFoldDataset: one fold of 13 staged blocks of 10,000 series
+// each (one period per series per block, as period-major ingest stages
+// them) into a batch.
+func BenchmarkFoldDataset(b *testing.B) {
+	s := openMemStore(b, nil)
+	const nBlocks, nSeries = 13, 10000
+	rng := rand.New(rand.NewPCG(1, 2))
+	sids := make([]uint64, nSeries)
+	for i := range sids {
+		sids[i] = rng.Uint64()
+	}
+	slices.Sort(sids)
+	blocks := make([]*stagedBlock, nBlocks)
+	var bb blockBuilder
+	for i := range blocks {
+		bb.reset(false, nSeries)
+		for _, sid := range sids {
+			bb.add(sid, biasPeriod(int32(i)), appendObsValue(nil, float64(i), []float64{9.99}, []bool{true}, "", false))
+		}
+		blocks[i], _ = bb.finish(1, stagedKey(1, uint64(i+1), 0))
+	}
+	var acc, tmp, val []byte
+	for b.Loop() {
+		batch := s.db.NewBatch()
+		var err error
+		if acc, tmp, val, err = foldDataset(batch, blocks, acc, tmp, val); err != nil {
+			b.Fatal(err)
+		}
+		_ = batch.Close()
 	}
 }
