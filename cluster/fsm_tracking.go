@@ -234,8 +234,10 @@ func (f *FSM) trackIngest(ac *applyCtx, e *dsEntry, h *ingestHeader, recs []arro
 	if e.schema.TracksObjects() {
 		folds := rec.Folds()
 		oi := e.schema.IdxObjectID()
+		start := time.Now() // metrics only
 		trackObjects(rec, oi, id, tx.Dataset, h.Errors, recs, prep, t)
 		if rec.Folds() != folds {
+			f.metrics.objectFold.Observe(time.Since(start).Seconds())
 			// Everything staged before is in runs now.
 			must(ac.b.DeleteRange(pendingTable()))
 		}

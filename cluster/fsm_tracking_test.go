@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	dto "github.com/prometheus/client_model/go"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -595,6 +596,10 @@ func TestObjectFoldCrashBeforeCommit(t *testing.T) {
 	t.Cleanup(func() { _ = crashed.Close() })
 	if crashedAt < 0 {
 		t.Fatal("no fold happened: raise the number of entries")
+	}
+	var m dto.Metric
+	if err := refFSM.metrics.objectFold.Write(&m); err != nil || m.GetHistogram().GetSampleCount() != 1 {
+		t.Errorf("object fold metric: %d folds timed (err %v), want 1", m.GetHistogram().GetSampleCount(), err)
 	}
 	if got, want := dumpKeyspace(t, crashed), dumpKeyspace(t, ref); got != want {
 		t.Errorf("keyspace after the crash and replay (crashed in batch %d) differs from the node that did not crash", crashedAt)

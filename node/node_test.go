@@ -501,6 +501,7 @@ func TestWriteMetrics(t *testing.T) {
 	for _, m := range []string{
 		`demandflow_fsm_apply_seconds_count{command="ingest"} 1`,
 		`demandflow_fsm_apply_seconds_count{command="create_dataset"} 1`,
+		"demandflow_fsm_object_fold_seconds_count 0", // one call folds nothing
 	} {
 		if !strings.Contains(body, m+"\n") {
 			t.Errorf("GET /metrics: no line %q", m)
