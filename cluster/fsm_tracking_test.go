@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	dto "github.com/prometheus/client_model/go"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -20,6 +19,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/raft"
 	"github.com/oklog/ulid/v2"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/demandflow/demandflow/stream"
 	"github.com/demandflow/demandflow/tracking"

@@ -169,10 +169,10 @@ func (s *fsmSnapshot) write(w io.Writer) (err error) {
 }
 
 // Restore replaces the whole FSM state with the snapshot read from rc and
-// closes rc. It first drops every key and sets a restore-in-progress marker
-// (synced), loads the pairs in batches, checks the checksum, then clears the
-// marker with a synced commit (without a WAL: then flushes the store) and
-// rebuilds the in-memory caches. A restore that fails or is interrupted
+// closes rc. It first drops every key and sets a restore-in-progress marker,
+// loads the pairs in batches, checks the checksum, then clears the marker
+// and rebuilds the in-memory caches; both commits are synced, or, when the
+// store has no WAL, the store is flushed after the second. A restore that fails or is interrupted
 // leaves the marker, and OpenStore wipes such a partial state, so Raft
 // restores again. Reads running concurrently may see a partial state.
 func (f *FSM) Restore(rc io.ReadCloser) error {

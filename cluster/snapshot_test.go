@@ -171,15 +171,7 @@ func TestCrashKeepsSnapshottedState(t *testing.T) {
 		t.Fatalf("crash before any flush: applied index %d, want 0 (the store should have no WAL)", got)
 	}
 	snapIndex := s.AppliedIndex()
-	snap, err := a.f.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sink memSink
-	if err := snap.Persist(&sink); err != nil {
-		t.Fatal(err)
-	}
-	snap.Release()
+	snapshotBytes(t, s) // as Raft persists one
 	a.batch(entries[2]...)
 
 	crashed := openMemStore(t, fs.CrashClone(vfs.CrashCloneCfg{}))

@@ -230,10 +230,10 @@ type Store struct {
 // OpenStore opens (creating if needed) the store in cfg.Dir and loads the
 // in-memory caches. Pebble is tuned for a write-heavy, append-mostly
 // workload: a CacheSize block cache shared by all levels, a WAL only
-// without Raft (StoreConfig.Sync), MemTableSize memtables (four may be queued before writes stall), L0
-// compaction from L0CompactionThreshold files and a write stop at
-// L0StopWritesThreshold,
-// and Pebble's "Balanced" compression profile: the fastest codec (Snappy/
+// without Raft (StoreConfig.Sync), MemTableSize memtables (four may be
+// queued before writes stall), L0 compaction from L0CompactionThreshold
+// files and a write stop at L0StopWritesThreshold, and Pebble's
+// "Balanced" compression profile: the fastest codec (Snappy/
 // MinLZ) for L0-L4, where data is short-lived, and zstd level 1 for L5 value
 // blocks and all of L6, where most of the data lives; 10-bit Bloom filters
 // on every level for the point lookups of keys that do not exist.
