@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"compress/gzip"
 	"encoding/json"
 	"image/png"
@@ -19,14 +20,19 @@ func TestBenchIngestLocal(t *testing.T) {
 	}
 	dir := t.TempDir()
 	for _, tc := range []struct{ proto, format, compress, plot string }{
-		{"h1", "ndjson", "none", "p.svg"}, {"h3", "arrow", "none", "p.png"}, {"h3", "ndjson", "zstd", "p.svg"},
+		{"h1", "ndjson", "none", "p.svg"}, {"h3", "arrow", "none", "p.png"}, {"h3", "ndjson", "", "p.svg"}, // "": the default, zstd
 	} {
 		t.Run(tc.proto+"/"+tc.format+"/"+tc.compress, func(t *testing.T) {
 			js, plot, results := filepath.Join(dir, tc.proto+".json"), filepath.Join(dir, tc.plot), filepath.Join(dir, "RESULTS.md")
 			prof := filepath.Join(dir, tc.proto+".pprof")
-			out, errOut, code := runCLI(t, "bench", "ingest", "--local", "--proto", tc.proto, "--format", tc.format, "--rows", "50000",
-				"--batch", "5000", "--concurrency", "4", "--compress", tc.compress, "--json", js, "--plot", plot, "--results", results, "--quiet",
-				"--cpuprofile", prof)
+			args := []string{"bench", "ingest", "--local", "--proto", tc.proto, "--format", tc.format, "--rows", "50000",
+				"--batch", "5000", "--concurrency", "4", "--json", js, "--plot", plot, "--results", results, "--quiet",
+				"--cpuprofile", prof}
+			if tc.compress != "" {
+				args = append(args, "--compress", tc.compress)
+			}
+			compress := cmp.Or(tc.compress, "zstd")
+			out, errOut, code := runCLI(t, args...)
 			if code != 0 {
 				t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 			}
@@ -73,9 +79,9 @@ func TestBenchIngestLocal(t *testing.T) {
 			if cfg["format"] != tc.format || num(cfg, "batch") != 5000 || labels["proto"] != tc.proto {
 				t.Errorf("config: %v", cfg)
 			}
-			if want := strings.TrimPrefix(tc.compress, "none"); cfg["compress"] != nil && cfg["compress"] != want ||
+			if want := strings.TrimPrefix(compress, "none"); cfg["compress"] != nil && cfg["compress"] != want ||
 				want != "" && (cfg["compress"] != want || num(rep, "bytes_sent") > 50000*20) {
-				t.Errorf("compress %s: config %v, %v bytes sent", tc.compress, cfg, rep["bytes_sent"])
+				t.Errorf("compress %s: config %v, %v bytes sent", compress, cfg, rep["bytes_sent"])
 			}
 			if _, ok := rep["timeline"].([]any); !ok {
 				t.Errorf("timeline: got %T, want an array", rep["timeline"])
@@ -107,8 +113,8 @@ func TestBenchIngestLocal(t *testing.T) {
 				pf.Close()
 			}
 			md, _ := os.ReadFile(results)
-			if tc.compress == "zstd" && !strings.Contains(string(md), "--compress zstd`") {
-				t.Errorf("results table lacks --compress:\n%s", md)
+			if !strings.Contains(string(md), "--compress "+compress+"`") {
+				t.Errorf("results table lacks --compress %s:\n%s", compress, md)
 			}
 			if !strings.Contains(string(md), "| "+tc.proto+" | "+tc.format+" | 5000 | 4 |") {
 				t.Errorf("results table lacks the run:\n%s", md)

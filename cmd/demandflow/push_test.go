@@ -196,7 +196,8 @@ func TestPushRoundTrip(t *testing.T) {
 		proto    string
 		format   client.Format
 		compress string
-	}{{"h1", client.FormatCSV, "none"}, {"h2", client.FormatNDJSON, "none"}, {"h3", client.FormatJSON, "none"}, {"h3", client.FormatCSV, "zstd"}, {"h1", client.FormatNDJSON, "gzip"}} {
+	}{{"h1", client.FormatCSV, "none"}, {"h2", client.FormatNDJSON, "none"}, {"h3", client.FormatJSON, "none"}, {"h3", client.FormatCSV, "zstd"}, {"h1", client.FormatNDJSON, "gzip"},
+		{"h3", client.FormatNDJSON, ""}} { // "": the default, zstd
 		t.Run(tc.proto+"/"+tc.compress, func(t *testing.T) {
 			addr := p.url
 			args := []string{}
@@ -208,11 +209,14 @@ func TestPushRoundTrip(t *testing.T) {
 				args = append(args, "--pin", a.Fingerprint)
 			}
 			name := "rt_" + tc.proto + "_" + tc.compress
+			args = append(args, "push", "--addr", addr, "--proto", tc.proto, "--dataset", name, "--batch", "70", "--concurrency", "3")
+			if tc.compress != "" {
+				args = append(args, "--compress", tc.compress)
+			}
 			createSample(t, c, name)
 			file := filepath.Join(t.TempDir(), "in."+string(tc.format))
 			writeSample(t, file, tc.format, rows)
-			out, errOut, code := runCLI(t, append(args, "push", "--addr", addr, "--proto", tc.proto, "--dataset", name,
-				"--batch", "70", "--concurrency", "3", "--compress", tc.compress, file)...)
+			out, errOut, code := runCLI(t, append(args, file)...)
 			if code != 0 {
 				t.Fatalf("push: exit %d\n%s\n%s", code, out, errOut)
 			}
