@@ -11,8 +11,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/klauspost/compress/zstd"
 )
 
 // PushConfig configures a Pusher. A zero field means its default.
@@ -27,18 +25,17 @@ type PushConfig struct {
 	// Concurrency is the number of requests in flight. Default 4.
 	Concurrency int
 	// ContentEncoding is the Content-Encoding of the requests: "" (none),
-	// "zstd" (klauspost/compress at its fastest level) or "gzip"
-	// (compress/gzip at BestSpeed), both compressed by the Pusher, or
-	// another encoding the node accepts, which needs Encode. Compressed
-	// bodies save network bytes, ~10x for demand rows, and on HTTP/3 they
-	// also save CPU on both ends: QUIC's cost is per packet, and zstd at
-	// its fastest level costs less than the packets it saves (demandflow
-	// push defaults to "zstd" for that reason). MaxBatchBytes still
-	// bounds the uncompressed body, which is what the node's
-	// max_body_bytes limits.
+	// "gzip" (compress/gzip at BestSpeed, by the Pusher) or another
+	// encoding the node accepts ("zstd"), which needs Encode. Compressed
+	// bodies save network bytes, ~10x for demand rows, and over HTTP/3,
+	// whose cost is per QUIC packet, zstd at its fastest level also saves
+	// CPU on both ends (demandflow push sends zstd by default).
+	// MaxBatchBytes still bounds the uncompressed body, which is what the
+	// node's max_body_bytes limits.
 	ContentEncoding string
-	// Encode, when set, compresses one body for ContentEncoding instead of
-	// the Pusher's own zstd or gzip. It is called concurrently.
+	// Encode compresses one body for a ContentEncoding other than "gzip"
+	// (this package uses the standard library only; the demandflow
+	// command passes zstd). It is called concurrently.
 	Encode func(body []byte) []byte
 	// KeyPrefix starts every batch's Idempotency-Key, which is
 	// "<KeyPrefix>-<batch number>". Pushing the same input again with the
@@ -152,7 +149,7 @@ func NewPusher(c *Client, dataset string, format Format, cfg PushConfig) (*Pushe
 	if dataset == "" {
 		return nil, errors.New("client: push: no dataset")
 	}
-	if cfg.ContentEncoding != "" && cfg.ContentEncoding != "gzip" && cfg.ContentEncoding != "zstd" && cfg.Encode == nil {
+	if cfg.ContentEncoding != "" && cfg.ContentEncoding != "gzip" && cfg.Encode == nil {
 		return nil, fmt.Errorf("client: push: content encoding %q needs PushConfig.Encode", cfg.ContentEncoding)
 	}
 	return &Pusher{c: c, dataset: dataset, format: format, cfg: cfg.withDefaults()}, nil
@@ -274,15 +271,6 @@ func gzipBody(body []byte) []byte {
 	return out.Bytes()
 }
 
-// zstdEncoder compresses the bodies of ContentEncoding "zstd"; EncodeAll is
-// safe for concurrent use. The fastest level, since it runs on the push's
-// path: it shrinks demand rows ~10x, and a higher level would cost more
-// client CPU than the bytes it saves.
-var zstdEncoder, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
-
-// zstdBody compresses body with zstd.
-func zstdBody(body []byte) []byte { return zstdEncoder.EncodeAll(body, make([]byte, 0, len(body)/4)) }
-
 // send ingests one batch.
 func (p *Pusher) send(ctx context.Context, b *batch) BatchOutcome {
 	o := BatchOutcome{Seq: b.seq, FirstRow: b.firstRow, Rows: b.rows, Bytes: len(b.body)}
@@ -292,8 +280,6 @@ func (p *Pusher) send(ctx context.Context, b *batch) BatchOutcome {
 	switch {
 	case p.cfg.Encode != nil:
 		body = p.cfg.Encode(body)
-	case p.cfg.ContentEncoding == "zstd":
-		body = zstdBody(body)
 	case p.cfg.ContentEncoding == "gzip":
 		body = gzipBody(body)
 	}

@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
@@ -44,6 +45,11 @@ type pushOpts struct {
 	progress    string
 	interval    time.Duration
 }
+
+// pushZstd compresses push bodies for --compress zstd (EncodeAll is safe
+// for concurrent use); the fastest level, since it runs on the push's path.
+// It lives here, not in client, which uses the standard library only.
+var pushZstd, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
 
 func newPushCmd() *cobra.Command {
 	o := &pushOpts{}
@@ -216,9 +222,13 @@ func runPush(ctx context.Context, o *pushOpts, path string, stdout, stderr io.Wr
 
 	prog := newPushProgress(o, size, counted, stderr)
 	var rejErr error
+	var encode func([]byte) []byte
+	if o.compress == "zstd" {
+		encode = func(b []byte) []byte { return pushZstd.EncodeAll(b, make([]byte, 0, len(b)/4)) }
+	}
 	p, err := client.NewPusher(c, o.dataset, format, client.PushConfig{
 		Batch: o.batch, Concurrency: o.concurrency, MaxBatchBytes: o.maxBytes, KeyPrefix: o.keyPrefix,
-		ContentEncoding: strings.TrimPrefix(o.compress, "none"),
+		ContentEncoding: strings.TrimPrefix(o.compress, "none"), Encode: encode,
 		OnBatch: func(b client.BatchOutcome) {
 			prog.batch(b)
 			if b.Err != nil {
