@@ -53,6 +53,15 @@ func TestGeneratorDeterministic(t *testing.T) {
 
 var zstdDec, _ = zstd.NewReader(nil)
 
+// fakeNodeCPU is a Config.NodeCPU whose process uses 2 s between calls.
+func fakeNodeCPU() func() (time.Duration, bool) {
+	var used time.Duration
+	return func() (time.Duration, bool) {
+		used += 2 * time.Second
+		return used, true
+	}
+}
+
 func TestRun(t *testing.T) {
 	var mu sync.Mutex
 	keys := map[string]bool{}
@@ -89,6 +98,7 @@ func TestRun(t *testing.T) {
 		{"pregen", Config{Rows: 10000, Batch: 1000, Pregen: 3}},
 		{"zstd", Config{Rows: 5500, Batch: 1000, Compress: "zstd"}},
 		{"zstd pregen", Config{Rows: 5500, Batch: 1000, Pregen: 2, Compress: "zstd"}},
+		{"node cpu", Config{Rows: 4000, Batch: 1000, NodeCPU: fakeNodeCPU()}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
@@ -103,6 +113,17 @@ func TestRun(t *testing.T) {
 			if rep.RowsAcked != cfg.Rows || rep.RowsSent != cfg.Rows || rep.Errors != 0 || rep.LatencyMs.Count != rep.BatchesAcked ||
 				rep.LatencyMs.P99 < rep.LatencyMs.P50 || rep.RowsPerS <= 0 {
 				t.Errorf("report: %+v", rep)
+			}
+			// The client's own CPU is always known on Unix; the node's
+			// only through NodeCPU, whose fake adds 2 s per call (two
+			// calls: before and after the run).
+			u := rep.CPU
+			if u == nil || u.ClientS < 0 || u.ClientUsPerRow != u.ClientS*1e6/float64(rep.RowsAcked) {
+				t.Fatalf("cpu: %+v, want the client's CPU per row", u)
+			}
+			if wantNode := map[bool]float64{true: 2, false: 0}[cfg.NodeCPU != nil]; u.NodeS != wantNode ||
+				u.NodeUsPerRow != wantNode*1e6/float64(rep.RowsAcked) {
+				t.Errorf("cpu: node %v s (%v us/row), want %v s over %d rows", u.NodeS, u.NodeUsPerRow, wantNode, rep.RowsAcked)
 			}
 		})
 	}

@@ -52,6 +52,10 @@
 //	timeline        array    per interval (1s): t_s (bucket end), rows_per_s, mb_per_s,
 //	                         acks, errors, p50_ms, p99_ms, max_ms
 //	error_samples   array    up to 10 error messages
+//	cpu             object   CPU time of the measured run (absent when unknown):
+//	                         client_s, client_us_per_row (this process), and
+//	                         node_s, node_us_per_row (the server's, when
+//	                         Config.NodeCPU reads it: bench ingest --local)
 //
 // # Output
 //

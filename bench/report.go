@@ -40,6 +40,22 @@ type Report struct {
 	LatencyMs Latency  `json:"latency_ms"`
 	Timeline  []Point  `json:"timeline"`
 	ErrorLog  []string `json:"error_samples"`
+
+	// CPU is the CPU time spent during the measured run (pregeneration
+	// and calibration excluded); nil when unknown.
+	CPU *CPUUse `json:"cpu,omitempty"`
+}
+
+// CPUUse is the CPU time a run cost: the bench client's own process, and
+// the server's when Config.NodeCPU reads it (a node on another machine is
+// not measured). On a box shared by client and server, throughput follows
+// from these two: rows/s <= cores / (client + node seconds per row), and
+// they move far less between runs than the throughput does.
+type CPUUse struct {
+	ClientS        float64 `json:"client_s"`
+	ClientUsPerRow float64 `json:"client_us_per_row"`
+	NodeS          float64 `json:"node_s,omitempty"`
+	NodeUsPerRow   float64 `json:"node_us_per_row,omitempty"`
 }
 
 // RunConfig is the run's configuration as reported.
@@ -134,6 +150,13 @@ func (r *Report) WriteTable(w io.Writer) error {
 	l := r.LatencyMs
 	fmt.Fprintf(tw, "ack latency ms\tp50 %.1f  p90 %.1f  p99 %.1f  p99.9 %.1f  max %.1f  (mean %.1f, %d acks)\n",
 		l.P50, l.P90, l.P99, l.P999, l.Max, l.Mean, l.Count)
+	if u := r.CPU; u != nil {
+		line := fmt.Sprintf("client %.2f s (%.3f us/row)", u.ClientS, u.ClientUsPerRow)
+		if u.NodeS > 0 {
+			line += fmt.Sprintf(", node %.2f s (%.3f us/row)", u.NodeS, u.NodeUsPerRow)
+		}
+		fmt.Fprintf(tw, "cpu\t%s\n", line)
+	}
 	fmt.Fprintf(tw, "batches\t%d acked of %d, %d errors, %d retries, %d replayed\n", r.BatchesAcked, r.Batches, r.Errors, r.Retries, r.Replayed)
 	for i, e := range r.ErrorLog {
 		if i == 3 {

@@ -62,6 +62,10 @@ type Config struct {
 	// Progress, when set, is called once per Interval with the bucket just
 	// closed.
 	Progress func(Point)
+	// NodeCPU, when set, returns the CPU time the server's process has
+	// used so far (`bench ingest --local` reads its child node's); the
+	// report then gives the server's CPU per row beside the client's.
+	NodeCPU func() (time.Duration, bool)
 }
 
 func (c Config) withDefaults() (Config, error) {
@@ -215,6 +219,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		defer cancel()
 	}
 	retries0 := cfg.Client.Stats().Retries
+	cpu0 := sampleCPU(cfg.NodeCPU)
 	start := time.Now()
 	interval := time.Duration(0)
 	if cfg.Rate > 0 {
@@ -332,6 +337,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	})
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu1 := sampleCPU(cfg.NodeCPU)
 	close(done)
 	tickWG.Wait()
 	if w := elapsed.Seconds() - float64(len(rec.timeline))*cfg.Interval.Seconds(); w > 0.05 {
@@ -341,5 +347,44 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, ctx.Err()
 	}
 	rec.batches = rec.ackedBatches + rec.errs
-	return buildReport(cfg, rec, start, elapsed, sentRows.Load(), sentBytes.Load(), cfg.Client.Stats().Retries-retries0), nil
+	rep := buildReport(cfg, rec, start, elapsed, sentRows.Load(), sentBytes.Load(), cfg.Client.Stats().Retries-retries0)
+	rep.CPU = cpuUse(cpu0, cpu1, rep.RowsAcked)
+	return rep, nil
+}
+
+// cpuSample is the CPU time used so far by this process and, when known,
+// by the server's.
+type cpuSample struct {
+	client, node     time.Duration
+	clientOK, nodeOK bool
+}
+
+func sampleCPU(node func() (time.Duration, bool)) cpuSample {
+	var s cpuSample
+	s.client, s.clientOK = selfCPU()
+	if node != nil {
+		s.node, s.nodeOK = node()
+	}
+	return s
+}
+
+// cpuUse is the CPU spent between two samples, or nil when the client's
+// own is unknown.
+func cpuUse(a, b cpuSample, rows int64) *CPUUse {
+	if !a.clientOK || !b.clientOK {
+		return nil
+	}
+	u := &CPUUse{ClientS: (b.client - a.client).Seconds()}
+	perRow := func(s float64) float64 {
+		if rows <= 0 {
+			return 0
+		}
+		return s * 1e6 / float64(rows)
+	}
+	u.ClientUsPerRow = perRow(u.ClientS)
+	if a.nodeOK && b.nodeOK {
+		u.NodeS = (b.node - a.node).Seconds()
+		u.NodeUsPerRow = perRow(u.NodeS)
+	}
+	return u
 }

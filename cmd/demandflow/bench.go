@@ -81,6 +81,11 @@ as demandflow push sends them); --compress none sends them raw. With
 neither cost is in the measurement; without it, every body is generated,
 encoded and compressed on the request's path.
 
+The report also gives the CPU time the run cost, per row: the client's
+own and, with --local, the node's (read from /proc on Linux). On a box
+that client and node share, those bound the throughput and move far less
+between runs than it does.
+
 --rate caps the offered load (rows/s, open loop: latency counts from the
 scheduled send time). --rate 50% first runs --calibrate at full speed and
 then runs at that fraction of the measured throughput.
@@ -152,8 +157,10 @@ func runBenchIngest(ctx context.Context, o *benchIngestOpts, stdout, stderr io.W
 		return setup("--compress %q: want none or zstd", o.compress)
 	}
 
+	var ln *localNode
 	if o.local {
-		ln, err := startLocalNode(ctx, stderr, o.nodeArgs)
+		var err error
+		ln, err = startLocalNode(ctx, stderr, o.nodeArgs)
 		if err != nil {
 			return setup("--local: %v", err)
 		}
@@ -197,6 +204,10 @@ func runBenchIngest(ctx context.Context, o *benchIngestOpts, stdout, stderr io.W
 	cfg := bench.Config{Client: c, Dataset: o.dataset, Format: o.format, ContentType: ct, Encode: enc,
 		Rows: o.rows, Duration: o.duration, Batch: o.batch, Concurrency: o.concurrency, Seed: o.seed,
 		Pregen: o.pregen, Compress: o.encoding(), Labels: labels}
+	if ln != nil {
+		pid := ln.cmd.Process.Pid
+		cfg.NodeCPU = func() (time.Duration, bool) { return procCPU(pid) }
+	}
 	if !o.quiet {
 		cfg.Progress = func(p bench.Point) {
 			fmt.Fprintf(stderr, "bench: %5.1fs %9.0f rows/s %7.1f MB/s  p50 %6.1f ms  p99 %6.1f ms  errors %d\n",

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -73,6 +74,15 @@ func TestBenchIngestLocal(t *testing.T) {
 			}
 			if num(lat, "count") != 10 {
 				t.Errorf("latency_ms.count: want 10")
+			}
+			// --local reads the node's CPU from /proc (Linux, as in CI).
+			cpu, _ := rep["cpu"].(map[string]any)
+			if cpu == nil || num(cpu, "client_s") < 0 || runtime.GOOS == "linux" &&
+				(num(cpu, "node_s") <= 0 || num(cpu, "node_us_per_row") != num(cpu, "node_s")*1e6/50000) {
+				t.Errorf("cpu: %v, want the client's and the node's CPU (node_us_per_row = node_s/rows)", cpu)
+			}
+			if runtime.GOOS == "linux" && !strings.Contains(out, "us/row), node ") {
+				t.Errorf("table lacks the cpu line:\n%s", out)
 			}
 			cfg, _ := rep["config"].(map[string]any)
 			labels, _ := cfg["labels"].(map[string]any)
