@@ -172,9 +172,10 @@ func (s *fsmSnapshot) write(w io.Writer) (err error) {
 // closes rc. It first drops every key and sets a restore-in-progress marker,
 // loads the pairs in batches, checks the checksum, then clears the marker
 // and rebuilds the in-memory caches; both commits are synced, or, when the
-// store has no WAL, the store is flushed after the second. A restore that fails or is interrupted
-// leaves the marker, and OpenStore wipes such a partial state, so Raft
-// restores again. Reads running concurrently may see a partial state.
+// store has no WAL, the store is flushed after the second. A restore that
+// fails or is interrupted leaves the marker, and OpenStore wipes such a
+// partial state, so Raft restores again. Reads running concurrently may see
+// a partial state.
 func (f *FSM) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	s := f.store

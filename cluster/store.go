@@ -234,10 +234,12 @@ type Store struct {
 // without Raft (StoreConfig.Sync), MemTableSize memtables (four may be
 // queued before writes stall), L0 compaction from L0CompactionThreshold
 // files and a write stop at L0StopWritesThreshold, and Pebble's
-// "Balanced" compression profile: the fastest codec (Snappy/
-// MinLZ) for L0-L4, where data is short-lived, and zstd level 1 for L5 value
-// blocks and all of L6, where most of the data lives; 10-bit Bloom filters
-// on every level for the point lookups of keys that do not exist.
+// "Balanced" compression profile except in L0: no compression in L0, whose
+// tables the next compaction reads straight back, the fastest codec
+// (Snappy/MinLZ) for L1-L4, where data is short-lived, and zstd level 1
+// for L5 value blocks and all of L6, where most of the data lives; 10-bit
+// Bloom filters on every level for the point lookups of keys that do not
+// exist.
 // The "demandflow.sum.v1" merge operator implements the "sum" duplicate
 // policy of legacy observation keys and merges series chunks (obsstore.go).
 //
