@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/demandflow/demandflow/cluster/internal/yield"
 )
 
 // Observation storage: staged blocks folded into per-series chunks.
@@ -271,6 +272,18 @@ type chunkValueMerger struct {
 
 var chunkMergers = sync.Pool{New: func() any { return new(chunkValueMerger) }}
 
+// Background work yields the CPU to request handling (package yield): a
+// compaction every mergeYieldPeriod chunk merges, a fold every
+// foldYieldPeriod series. Both are well under a millisecond of work.
+const (
+	mergeYieldPeriod = 256
+	foldYieldPeriod  = 512
+)
+
+// mergeYield counts chunk merges across compactions: the merge operator
+// keeps no state between keys.
+var mergeYield yield.Counter
+
 func newChunkValueMerger(value []byte) (*chunkValueMerger, error) {
 	if len(value) == 0 || value[0] != chunkVersion {
 		return nil, fmt.Errorf("cluster: bad chunk operand of %d bytes", len(value))
@@ -290,6 +303,7 @@ func (m *chunkValueMerger) merge(older, newer []byte) error {
 }
 
 func (m *chunkValueMerger) MergeNewer(value []byte) error {
+	mergeYield.Tick(mergeYieldPeriod)
 	if len(value) == 0 || value[0] != chunkVersion {
 		return fmt.Errorf("cluster: bad chunk operand of %d bytes", len(value))
 	}
@@ -297,6 +311,7 @@ func (m *chunkValueMerger) MergeNewer(value []byte) error {
 }
 
 func (m *chunkValueMerger) MergeOlder(value []byte) error {
+	mergeYield.Tick(mergeYieldPeriod)
 	if len(value) == 0 || value[0] != chunkVersion {
 		return fmt.Errorf("cluster: bad chunk operand of %d bytes", len(value))
 	}
@@ -504,7 +519,9 @@ func foldDataset(b *pebble.Batch, blocks []*stagedBlock, acc, tmp, val []byte) (
 	h.init()
 	key := chunkKey(dsid, 0)
 	var group []cursor
+	var work uint32
 	for len(h) > 0 {
+		yield.Every(&work, foldYieldPeriod)
 		sid := h[0].sid
 		group = group[:0]
 		for len(h) > 0 && h[0].sid == sid {

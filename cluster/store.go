@@ -19,6 +19,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/demandflow/demandflow/cluster/internal/yield"
 	"github.com/demandflow/demandflow/stream"
 	"github.com/demandflow/demandflow/tracking"
 )
@@ -253,7 +254,9 @@ func OpenStore(cfg StoreConfig) (*Store, error) {
 	cache := pebble.NewCache(cfg.CacheSize)
 	defer cache.Unref()
 	opts := &pebble.Options{
-		FS:                          cfg.FS,
+		// Flushes and compactions yield the CPU to request handling
+		// (package yield).
+		FS:                          yield.FS(cfg.FS),
 		Cache:                       cache,
 		MemTableSize:                cfg.MemTableSize,
 		MemTableStopWritesThreshold: 4,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/demandflow/demandflow/cluster/internal/yield"
 )
 
 // Config configures a Store. A zero field means its default; DefaultConfig
@@ -120,6 +121,9 @@ func (c Config) Validate() error {
 //     are compressed already (cluster's ingest payload codecs), so Pebble's
 //     compressor only burnt CPU on every flush and compaction to store the
 //     blocks uncompressed anyway.
+//   - Flushes and compactions yield the CPU to request handling after every
+//     table write (package yield): a flush must not delay the fsync of the
+//     next StoreLogs, which an ack waits for.
 //   - The format major version is pinned (not FormatNewest), so upgrading
 //     Pebble never silently ratchets the on-disk format.
 //   - Pebble's logger and events are bridged to slog at the levels of
@@ -128,7 +132,7 @@ func (c Config) Validate() error {
 func (c Config) pebbleOptions(cache *pebble.Cache) *pebble.Options {
 	logger := pebbleLogger{l: c.Logger}
 	opts := &pebble.Options{
-		FS:                 c.FS,
+		FS:                 yield.FS(c.FS),
 		Cache:              cache,
 		MemTableSize:       uint64(c.MemTableSize),
 		FormatMajorVersion: pebble.FormatTableFormatV6,
