@@ -281,7 +281,8 @@ const (
 )
 
 // mergeYield counts chunk merges across compactions: the merge operator
-// keeps no state between keys.
+// keeps no state between keys. Reads merge operands too; one of them
+// yields at most once per mergeYieldPeriod merges, a scheduling turn.
 var mergeYield yield.Counter
 
 func newChunkValueMerger(value []byte) (*chunkValueMerger, error) {
