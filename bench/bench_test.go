@@ -66,7 +66,23 @@ func TestRun(t *testing.T) {
 	var mu sync.Mutex
 	keys := map[string]bool{}
 	calls := 0
+	// The tracking blocks of every ack, as a node records them: the
+	// handler starts on arrival, validates for 2 ms and has the entry
+	// appended 1 ms later.
+	txs := map[string]json.RawMessage{}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if id, ok := strings.CutPrefix(r.URL.Path, "/v1/tracking/transactions/"); ok && r.Method == http.MethodGet {
+			mu.Lock()
+			tx, found := txs[id]
+			mu.Unlock()
+			if !found {
+				http.Error(w, `{"error":"no such transaction"}`, http.StatusNotFound)
+				return
+			}
+			_, _ = w.Write(tx)
+			return
+		}
+		arrival := time.Now()
 		b, _ := io.ReadAll(r.Body)
 		if r.Header.Get("Content-Encoding") == "zstd" {
 			var err error
@@ -85,7 +101,19 @@ func TestRun(t *testing.T) {
 			return
 		}
 		n := bytes.Count(b, []byte("\n"))
-		_ = json.NewEncoder(w).Encode(map[string]any{"tx_id": "t", "accepted": n, "rejected": 0, "errors": []any{}})
+		txID := "t-" + r.Header.Get("Idempotency-Key")
+		at := func(ms float64) time.Time { return arrival.Add(time.Duration(ms * float64(time.Millisecond))) }
+		blocks := []map[string]any{
+			{"stage": "ingress", "started": at(0), "finished": at(0.5)},
+			{"stage": "validate", "started": at(0.5), "finished": at(2)},
+			{"stage": "commit", "started": at(2), "finished": at(3)},
+		}
+		tx, _ := json.Marshal(map[string]any{"node": "fake", "blocks": blocks})
+		mu.Lock()
+		txs[txID] = tx
+		mu.Unlock()
+		time.Sleep(time.Until(at(3)))
+		_ = json.NewEncoder(w).Encode(map[string]any{"tx_id": txID, "accepted": n, "rejected": 0, "errors": []any{}})
 	}))
 	defer srv.Close()
 	c, _ := client.New(client.Config{Addrs: []string{srv.URL}, Backoff: time.Millisecond})
@@ -99,6 +127,7 @@ func TestRun(t *testing.T) {
 		{"zstd", Config{Rows: 5500, Batch: 1000, Compress: "zstd"}},
 		{"zstd pregen", Config{Rows: 5500, Batch: 1000, Pregen: 2, Compress: "zstd"}},
 		{"node cpu", Config{Rows: 4000, Batch: 1000, NodeCPU: fakeNodeCPU()}},
+		{"slowest", Config{Rows: 6000, Batch: 500, Concurrency: 2, Rate: 50000, Slowest: 4}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := tc.cfg
@@ -121,6 +150,7 @@ func TestRun(t *testing.T) {
 			if u == nil || u.ClientS < 0 || u.ClientUsPerRow != u.ClientS*1e6/float64(rep.RowsAcked) {
 				t.Fatalf("cpu: %+v, want the client's CPU per row", u)
 			}
+			checkSlowest(t, rep, cfg.Slowest)
 			if wantNode := map[bool]float64{true: 2, false: 0}[cfg.NodeCPU != nil]; u.NodeS != wantNode ||
 				u.NodeUsPerRow != wantNode*1e6/float64(rep.RowsAcked) {
 				t.Errorf("cpu: node %v s (%v us/row), want %v s over %d rows", u.NodeS, u.NodeUsPerRow, wantNode, rep.RowsAcked)
@@ -148,8 +178,73 @@ func TestRun(t *testing.T) {
 	if _, err := Run(t.Context(), Config{Client: c, Dataset: "ds", Compress: "lz4"}); err == nil || !strings.Contains(err.Error(), "lz4") {
 		t.Errorf("compress lz4: got %v, want an error naming it", err)
 	}
+	if _, err := Run(t.Context(), Config{Client: c, Dataset: "ds", Slowest: -1}); err == nil || !strings.Contains(err.Error(), "slowest -1") {
+		t.Errorf("slowest -1: got %v, want an error naming it", err)
+	}
 	if _, err := Run(t.Context(), Config{Client: c, Dataset: "ds", Format: "arrow"}); err == nil {
 		t.Errorf("arrow without an encoder: got no error")
+	}
+}
+
+// checkSlowest checks Report.Slowest of a run against TestRun's fake
+// node: n entries, slowest first, each split into parts that add up to
+// its latency, with the fake's 2 ms validate and 1 ms commit.
+func checkSlowest(t *testing.T, rep *Report, n int) {
+	t.Helper()
+	if len(rep.Slowest) != n {
+		t.Fatalf("slowest: %d entries, want %d", len(rep.Slowest), n)
+	}
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Contains(table.String(), "slowest acks"); got != (n > 0) {
+		t.Errorf("table lists slowest acks: %v, want %v:\n%s", got, n > 0, table.String())
+	}
+	seen := map[int64]bool{}
+	for i, a := range rep.Slowest {
+		s := a.Server
+		if s == nil {
+			t.Fatalf("slowest[%d] has no breakdown: %+v", i, a)
+		}
+		sum := a.QueueMs + s.UploadMs + s.ValidateMs + s.CommitMs + s.AfterAppendMs
+		if i > 0 && a.TotalMs > rep.Slowest[i-1].TotalMs || seen[a.Seq] || a.TotalMs > rep.LatencyMs.Max+0.01 ||
+			s.ValidateMs != 2 || s.CommitMs != 1 || s.UploadMs < 0 || s.AfterAppendMs < 0 || s.Node != "fake" ||
+			sum < a.TotalMs-0.01 || sum > a.TotalMs+0.01 || !strings.HasPrefix(a.TxID, "t-") {
+			t.Errorf("slowest[%d] = %+v %+v: want slowest first, distinct, validate 2 and commit 1 ms, parts adding up", i, a, *s)
+		}
+		seen[a.Seq] = true
+	}
+}
+
+// TestSlowestWithoutTracking checks that acks whose transactions the
+// node cannot find are still listed, with the reason.
+func TestSlowestWithoutTracking(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet {
+			http.Error(w, `{"error":"tracking is off"}`, http.StatusNotFound)
+			return
+		}
+		b, _ := io.ReadAll(r.Body)
+		_ = json.NewEncoder(w).Encode(map[string]any{"tx_id": "t", "accepted": bytes.Count(b, []byte("\n")), "errors": []any{}})
+	}))
+	defer srv.Close()
+	c, _ := client.New(client.Config{Addrs: []string{srv.URL}, Backoff: time.Millisecond, MaxRetries: 1})
+	rep, err := Run(t.Context(), Config{Client: c, Dataset: "ds", Rows: 3000, Batch: 1000, Slowest: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Slowest) != 3 {
+		t.Fatalf("slowest: %d entries, want all 3 acks", len(rep.Slowest))
+	}
+	for _, a := range rep.Slowest {
+		if a.Server != nil || !strings.Contains(a.Note, "tracking lookup") || a.TotalMs <= 0 {
+			t.Errorf("slowest %+v: want no breakdown and a note naming the failed lookup", a)
+		}
+	}
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil || !strings.Contains(table.String(), "tracking lookup") {
+		t.Errorf("table (%v) lacks the note:\n%s", err, table.String())
 	}
 }
 

@@ -56,6 +56,13 @@
 //	                         client_s, client_us_per_row (this process), and
 //	                         node_s, node_us_per_row (the server's, when
 //	                         Config.NodeCPU reads it: bench ingest --local)
+//	slowest         array    with Config.Slowest only: the slowest acks, slowest
+//	                         first: seq, tx_id, total_ms, queue_ms (behind the
+//	                         open-loop schedule), and server {node, upload_ms,
+//	                         validate_ms, commit_ms, after_append_ms} from the
+//	                         node's tracking log (upload and after-append compare
+//	                         the two clocks: exact on one machine), or note
+//	                         when the lookup failed
 //
 // # Output
 //

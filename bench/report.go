@@ -44,6 +44,10 @@ type Report struct {
 	// CPU is the CPU time spent during the measured run (pregeneration
 	// and calibration excluded); nil when unknown.
 	CPU *CPUUse `json:"cpu,omitempty"`
+
+	// Slowest are the slowest acks, slowest first, split by the node's
+	// tracking log (Config.Slowest); absent when not asked for.
+	Slowest []SlowAck `json:"slowest,omitempty"`
 }
 
 // CPUUse is the CPU time a run cost: the bench client's own process, and
@@ -164,7 +168,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 		}
 		fmt.Fprintf(tw, "error\t%s\n", e)
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return writeSlowest(w, r.Slowest)
 }
 
 func rateString(r float64) string {

@@ -66,7 +66,14 @@ type Config struct {
 	// used so far (`bench ingest --local` reads its child node's); the
 	// report then gives the server's CPU per row beside the client's.
 	NodeCPU func() (time.Duration, bool)
+	// Slowest, when > 0, keeps that many of the slowest acks and, after
+	// the run, splits each by the node's tracking log of its transaction
+	// (Report.Slowest). At most maxSlowest.
+	Slowest int
 }
+
+// maxSlowest bounds Config.Slowest: one tracking lookup per ack.
+const maxSlowest = 1000
 
 func (c Config) withDefaults() (Config, error) {
 	if c.Client == nil || c.Dataset == "" {
@@ -104,6 +111,9 @@ func (c Config) withDefaults() (Config, error) {
 	default:
 		return c, fmt.Errorf("bench: compress %q: want zstd or none", c.Compress)
 	}
+	if c.Slowest < 0 || c.Slowest > maxSlowest {
+		return c, fmt.Errorf("bench: slowest %d: want 0 to %d", c.Slowest, maxSlowest)
+	}
 	return c, nil
 }
 
@@ -124,12 +134,20 @@ type recorder struct {
 	batches, ackedBatches, errs, replays int64
 	samples                              []string
 	timeline                             []Point
+	// slowN > 0 keeps the slowN slowest acks in slow (Config.Slowest).
+	slowN int
+	slow  []slowEntry
 }
 
-func (r *recorder) ack(lat time.Duration, res *client.IngestResult, bytes int) {
-	us := max(lat.Microseconds(), histMin)
+// ack records an acked batch: seq, scheduled (or sent, in a closed
+// loop) at sched, sent at sent, acked at end.
+func (r *recorder) ack(seq int64, sched, sent, end time.Time, res *client.IngestResult, bytes int) {
+	us := max(end.Sub(sched).Microseconds(), histMin)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if r.slowN > 0 {
+		r.slow = keepSlow(r.slow, slowEntry{seq: seq, txID: res.TxID, sched: sched, sent: sent, end: end}, r.slowN)
+	}
 	_ = r.total.RecordValue(min(us, histMax))
 	_ = r.bucket.RecordValue(min(us, histMax))
 	rows := int64(res.Accepted + res.Rejected)
@@ -196,7 +214,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	}
 	gen := NewGenerator(cfg.Seed, 0, 0)
 	keyPrefix := client.NewIdempotencyKey()
-	rec := &recorder{total: newHist(), bucket: newHist()}
+	rec := &recorder{total: newHist(), bucket: newHist(), slowN: cfg.Slowest}
 
 	var pregen [][]byte
 	for i := range cfg.Pregen {
@@ -300,9 +318,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				}
 				sentRows.Add(int64(n))
 				sentBytes.Add(int64(len(body)))
+				sent := time.Now()
 				t0 := j.sched
 				if t0.IsZero() {
-					t0 = time.Now()
+					t0 = sent
 				}
 				// The run's end does not cancel batches in flight: their
 				// acks (or failures) are part of the result.
@@ -312,7 +331,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 					rec.fail(err)
 					continue
 				}
-				rec.ack(time.Since(t0), res, len(body))
+				rec.ack(j.seq, t0, sent, time.Now(), res, len(body))
 			}
 		})
 	}
@@ -349,6 +368,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rec.batches = rec.ackedBatches + rec.errs
 	rep := buildReport(cfg, rec, start, elapsed, sentRows.Load(), sentBytes.Load(), cfg.Client.Stats().Retries-retries0)
 	rep.CPU = cpuUse(cpu0, cpu1, rep.RowsAcked)
+	if len(rec.slow) > 0 {
+		// After the CPU sample: the lookups are not part of the run.
+		rep.Slowest = explainSlow(context.WithoutCancel(ctx), cfg.Client, rec.slow)
+	}
 	return rep, nil
 }
 

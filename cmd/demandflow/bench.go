@@ -59,6 +59,7 @@ type benchIngestOpts struct {
 	results     string
 	quiet       bool
 	cpuProfile  string
+	slowest     int
 }
 
 func newBenchIngestCmd() *cobra.Command {
@@ -89,6 +90,13 @@ between runs than it does.
 --rate caps the offered load (rows/s, open loop: latency counts from the
 scheduled send time). --rate 50% first runs --calibrate at full speed and
 then runs at that fraction of the measured throughput.
+
+--slowest N explains the tail: after the run it looks up the N slowest
+acks in the node's tracking log and splits each into queue (behind the
+--rate schedule), upload, validate, commit (until the Raft leader
+appended the entry) and after-append (log fsync, FSM apply, the reply).
+Upload and after-append compare the client's clock with the node's, so
+they are exact with --local and approximate across machines.
 
 --local starts a fresh single node (this binary, "node" subcommand) in a
 temporary directory, points the run at it (its HTTP/3 address and pinned
@@ -123,6 +131,7 @@ setup error.`,
 	fs.StringVar(&o.plotOut, "plot", "", "draw throughput and latency over time to FILE (.svg or .png)")
 	fs.StringVar(&o.results, "results", "", "append a row to the markdown results table in FILE (bench/RESULTS.md)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no per-second progress lines on stderr")
+	fs.IntVar(&o.slowest, "slowest", 0, "after the run, split the N slowest acks by the node's tracking log (upload, validate, commit, after-append)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of this client process during the run (pregeneration included) to FILE")
 	return cmd
 }
@@ -203,7 +212,7 @@ func runBenchIngest(ctx context.Context, o *benchIngestOpts, stdout, stderr io.W
 	}
 	cfg := bench.Config{Client: c, Dataset: o.dataset, Format: o.format, ContentType: ct, Encode: enc,
 		Rows: o.rows, Duration: o.duration, Batch: o.batch, Concurrency: o.concurrency, Seed: o.seed,
-		Pregen: o.pregen, Compress: o.encoding(), Labels: labels}
+		Pregen: o.pregen, Compress: o.encoding(), Labels: labels, Slowest: o.slowest}
 	if ln != nil {
 		pid := ln.cmd.Process.Pid
 		cfg.NodeCPU = func() (time.Duration, bool) { return procCPU(pid) }
@@ -220,7 +229,7 @@ func runBenchIngest(ctx context.Context, o *benchIngestOpts, stdout, stderr io.W
 			return setup("--rate %q: want rows/s or a percentage such as 50%%", o.rate)
 		}
 		cal := cfg
-		cal.Rows, cal.Duration, cal.Progress, cal.Seed = 0, o.calibrate, nil, cfg.Seed+1000
+		cal.Rows, cal.Duration, cal.Progress, cal.Seed, cal.Slowest = 0, o.calibrate, nil, cfg.Seed+1000, 0
 		fmt.Fprintf(stderr, "bench: calibrating at full speed for %v\n", o.calibrate)
 		rep, err := bench.Run(ctx, cal)
 		if err != nil {

@@ -31,6 +31,8 @@ func TestBenchIngestLocal(t *testing.T) {
 				"--cpuprofile", prof}
 			if tc.compress != "" {
 				args = append(args, "--compress", tc.compress)
+			} else {
+				args = append(args, "--slowest", "3")
 			}
 			compress := cmp.Or(tc.compress, "zstd")
 			out, errOut, code := runCLI(t, args...)
@@ -92,6 +94,31 @@ func TestBenchIngestLocal(t *testing.T) {
 			if want := strings.TrimPrefix(compress, "none"); cfg["compress"] != nil && cfg["compress"] != want ||
 				want != "" && (cfg["compress"] != want || num(rep, "bytes_sent") > 50000*20) {
 				t.Errorf("compress %s: config %v, %v bytes sent", compress, cfg, rep["bytes_sent"])
+			}
+			// --slowest 3: the three slowest acks, slowest first, each
+			// split by the node's tracking log into parts that add up.
+			slow, _ := rep["slowest"].([]any)
+			if want := map[bool]int{true: 3, false: 0}[tc.compress == ""]; len(slow) != want {
+				t.Errorf("slowest: %d entries, want %d: %v", len(slow), want, rep["slowest"])
+			}
+			prevTotal := 1e9
+			for _, e := range slow {
+				a, _ := e.(map[string]any)
+				srv, _ := a["server"].(map[string]any)
+				if srv == nil {
+					t.Errorf("slowest entry without the node's breakdown: %v", a)
+					continue
+				}
+				total := num(a, "total_ms")
+				sum := num(a, "queue_ms") + num(srv, "upload_ms") + num(srv, "validate_ms") + num(srv, "commit_ms") + num(srv, "after_append_ms")
+				if total > prevTotal || num(srv, "validate_ms") <= 0 || num(srv, "after_append_ms") <= 0 || sum < total-0.1 || sum > total+0.1 ||
+					srv["node"] != "bench-local" || a["tx_id"] == "" {
+					t.Errorf("slowest entry %v: want slowest first, positive validate and after-append, parts adding up to total_ms", a)
+				}
+				prevTotal = total
+			}
+			if tc.compress == "" && !strings.Contains(out, "slowest acks (ms") {
+				t.Errorf("table lacks the slowest acks:\n%s", out)
 			}
 			if _, ok := rep["timeline"].([]any); !ok {
 				t.Errorf("timeline: got %T, want an array", rep["timeline"])
