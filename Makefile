@@ -47,7 +47,7 @@ bench: build
 	$(BENCH_INGEST) --proto h1 --format ndjson --rows 4000000 --json bench/out/h1-ndjson.json
 	$(BENCH_INGEST) --proto h3 --format ndjson --rows 4000000 --json bench/out/h3-ndjson.json
 	$(BENCH_INGEST) --proto h3 --format arrow --rows 6000000 --json bench/out/h3-arrow.json --plot bench/out/h3-arrow.svg
-	$(BENCH_INGEST) --proto h3 --format ndjson --rows 6000000 --rate 50% --calibrate 5s --json bench/out/h3-ndjson-rate50.json --plot bench/out/h3-ndjson-rate50.svg
+	$(BENCH_INGEST) --proto h3 --format ndjson --rows 6000000 --rate 50% --calibrate 5s --slowest 10 --json bench/out/h3-ndjson-rate50.json --plot bench/out/h3-ndjson-rate50.svg
 	$(BENCH_INGEST) --proto h2 --format csv --rows 4000000 --json bench/out/h2-csv.json
 	$(BENCH_INGEST) --compress none --proto h1 --format ndjson --rows 2000000 --json bench/out/h1-ndjson-raw.json
 	$(BENCH_INGEST) --compress none --proto h3 --format ndjson --rows 2000000 --json bench/out/h3-ndjson-raw.json
