@@ -122,8 +122,8 @@ func (c Config) Validate() error {
 //     compressor only burnt CPU on every flush and compaction to store the
 //     blocks uncompressed anyway.
 //   - Flushes and compactions yield the CPU to request handling after every
-//     table write (package yield): a flush must not delay the fsync of the
-//     next StoreLogs, which an ack waits for.
+//     table write (package yield): a flush must not hold a processor that
+//     the next StoreLogs, which an ack waits for, needs.
 //   - The format major version is pinned (not FormatNewest), so upgrading
 //     Pebble never silently ratchets the on-disk format.
 //   - Pebble's logger and events are bridged to slog at the levels of

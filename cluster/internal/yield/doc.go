@@ -9,8 +9,8 @@
 // processors run background work waited for one of them to be preempted,
 // and an ack passes through several such hand-offs, so one burst added
 // 30-80 ms to every request in flight: most of the ack latency's p99 at
-// half the maximum throughput (bench/RESULTS.md, "Background work
-// yields"). runtime.Gosched after each unit of background work puts the
+// half the maximum throughput (bench/RESULTS.md, section "Session
+// 2026-12-06 17:22-18:40"). runtime.Gosched after each unit of background work puts the
 // background goroutine behind whatever is runnable, and costs nothing
 // measurable when nothing is.
 //

@@ -61,9 +61,12 @@ func TestFSWrapsBackgroundFiles(t *testing.T) {
 }
 
 // TestPebbleOnFS runs Pebble through flushes and a manual compaction on
-// the wrapped FS and reads everything back after a reopen.
+// the wrapped FS, checks that their tables were yielding files (Pebble
+// still names the categories as FS expects), and reads everything back
+// after a reopen.
 func TestPebbleOnFS(t *testing.T) {
 	fs := FS(vfs.NewMem())
+	wrapped0 := wrapped.Load()
 	open := func() *pebble.DB {
 		db, err := pebble.Open("db", &pebble.Options{FS: fs, MemTableSize: 256 << 10, Logger: quiet{}})
 		if err != nil {
@@ -74,20 +77,28 @@ func TestPebbleOnFS(t *testing.T) {
 	db := open()
 	const n = 20000
 	val := bytes.Repeat([]byte("v"), 100)
-	for i := range n {
-		if err := db.Set(fmt.Appendf(nil, "k%06d", i), val, pebble.NoSync); err != nil {
+	// Two rounds over the same keys, so the compaction rewrites tables
+	// instead of moving them.
+	for round := range 2 {
+		for i := range n {
+			if err := db.Set(fmt.Appendf(nil, "k%06d", i), val[round:], pebble.NoSync); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := db.Flush(); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := db.Flush(); err != nil {
-		t.Fatal(err)
-	}
+	val = val[1:]
 	if err := db.Compact(t.Context(), []byte("k"), []byte("l"), true); err != nil {
 		t.Fatal(err)
 	}
 	m := db.Metrics()
-	if m.Flush.Count == 0 || m.Compact.Count == 0 {
-		t.Fatalf("flushes %d, compactions %d: want both", m.Flush.Count, m.Compact.Count)
+	if m.Flush.Count == 0 || m.Compact.DefaultCount == 0 {
+		t.Fatalf("flushes %d, rewriting compactions %d: want both", m.Flush.Count, m.Compact.DefaultCount)
+	}
+	if got, want := wrapped.Load()-wrapped0, m.Flush.Count+m.Compact.DefaultCount; got < want {
+		t.Errorf("%d yielding files for %d flushes and rewriting compactions: has Pebble renamed its write categories?", got, want)
 	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
