@@ -96,8 +96,11 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	for i, l := range logs {
 		if l.Index <= applied && applied != 0 {
 			f.logger.Debug("skip applied entry", "raft_index", l.Index)
-			if l.Type == raft.LogCommand && !f.trackingOff {
-				f.restageObjects(&restaged, l)
+			if l.Type == raft.LogCommand {
+				f.restageObservations(ac, l)
+				if !f.trackingOff {
+					f.restageObjects(&restaged, l)
+				}
 			}
 			continue
 		}

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"cmp"
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/demandflow/demandflow/stream"
 	"github.com/hashicorp/go-msgpack/v2/codec"
+	"github.com/hashicorp/raft"
 )
 
 // MaxTxErrors is the number of rejected rows a transaction record keeps.
@@ -138,8 +140,9 @@ func (f *FSM) applyIngest(ac *applyCtx, index uint64, h, payload []byte) any {
 	defer prep.Release() // (before the records are released)
 	st := ac.statsOf(e)
 	var sids []uint64
+	staged := len(ac.staged)
 	for i, r := range recs {
-		ac.writeRows(e, st, index, uint32(i), r)
+		ac.writeRows(e, st, index, uint32(i), r, false)
 		// writeRows left r's rows sorted by series in ac.order.
 		for _, o := range ac.order {
 			if len(sids) == 0 || sids[len(sids)-1] != o.sid {
@@ -150,6 +153,13 @@ func (f *FSM) applyIngest(ac *applyCtx, index uint64, h, payload []byte) any {
 	if len(recs) > 1 {
 		slices.Sort(sids)
 		sids = slices.Compact(sids)
+	}
+	if len(ac.staged) > staged {
+		// The blocks stay in memory: a restart stages them again from
+		// this entry (obsstore.go, "Volatile blocks").
+		var v [4]byte
+		putU32(v[:], e.id)
+		must(ac.b.Set(stagedPendingKey(index), v[:], nil))
 	}
 	ac.markDirty(e, index, trackedTx(e, hdr.TxID), sids)
 	ac.ingested++
@@ -182,6 +192,49 @@ func (f *FSM) applyIngest(ac *applyCtx, index uint64, h, payload []byte) any {
 	st.accepted += int64(rows)
 	st.rejected += int64(len(hdr.Errors))
 	return res
+}
+
+// restageObservations stages again, in memory, the blocks of an ingest
+// entry at or below the applied index whose pending key says no fold
+// wrote them before the restart (obsstore.go, "Volatile blocks"). Raft
+// replays entries in order, so the blocks join the pending list in apply
+// order.
+func (f *FSM) restageObservations(ac *applyCtx, l *raft.Log) {
+	v, ok := f.store.get(stagedPendingKey(l.Index))
+	if !ok {
+		return
+	}
+	if len(v) != 4 {
+		panic(fmt.Sprintf("cluster: fsm: corrupt staged pending key of index %d", l.Index))
+	}
+	e := ac.entryByID(binary.BigEndian.Uint32(v))
+	if e == nil {
+		return // the dataset was deleted since; the next fold drops the key
+	}
+	t, h, payload, err := splitEntry(l.Data)
+	if err != nil || t != CmdIngest {
+		divergence(t, l.Index, fmt.Errorf("staged pending key on a non-ingest entry (%v)", err))
+	}
+	var hdr ingestHeader
+	if err := decodeHeader(h, &hdr); err != nil {
+		divergence(CmdIngest, l.Index, err)
+	}
+	recs, err := decodeRows(payload, hdr.Codec, f.mem)
+	if err != nil {
+		divergence(CmdIngest, l.Index, err)
+	}
+	defer func() {
+		for _, r := range recs {
+			r.Release()
+		}
+	}()
+	n := len(ac.staged)
+	for i, r := range recs {
+		ac.writeRows(e, nil, l.Index, uint32(i), r, true)
+	}
+	blocks := slices.Clone(ac.staged[n:])
+	ac.staged = ac.staged[:n]
+	f.store.publishStaged(blocks)
 }
 
 // trackedTx returns txID, or "" when the dataset is not tracked: a dirty
@@ -235,11 +288,13 @@ type rowOrder struct {
 }
 
 // writeRows stages the observations of one validated record (record rec of
-// the entry at index) as one block (obsstore.go) and writes the dictionary
-// entries of series not seen before. Duplicates of (series, period) follow
-// the dataset's policy: under "last" the later row in body order wins,
-// under "sum" the measures add up (also to older data of the period).
-func (ac *applyCtx) writeRows(e *dsEntry, st *dsStats, index uint64, rec uint32, r arrow.RecordBatch) {
+// the entry at index) as one volatile block (obsstore.go) and writes the
+// dictionary entries of series not seen before. Duplicates of (series,
+// period) follow the dataset's policy: under "last" the later row in body
+// order wins, under "sum" the measures add up (also to older data of the
+// period). With restage it only builds the block again (the entry was
+// applied before a restart: its dictionary entries are stored).
+func (ac *applyCtx) writeRows(e *dsEntry, st *dsStats, index uint64, rec uint32, r arrow.RecordBatch, restage bool) {
 	sc := e.schema
 	sids := r.Column(stream.IdxSeriesID).(*array.Uint64)
 	periods := r.Column(stream.IdxPeriod).(*array.Date32)
@@ -280,7 +335,7 @@ func (ac *applyCtx) writeRows(e *dsEntry, st *dsStats, index uint64, rec uint32,
 	for _, o := range order {
 		i := int(o.row)
 		sid := o.sid
-		if !haveLast || sid != lastSID {
+		if !restage && (!haveLast || sid != lastSID) {
 			ref := seriesRef{e.id, sid}
 			if !e.known.Has(sid) {
 				if _, ok := ac.series[ref]; !ok {
@@ -308,9 +363,8 @@ func (ac *applyCtx) writeRows(e *dsEntry, st *dsStats, index uint64, rec uint32,
 	if bb.rows == 0 {
 		return
 	}
-	key := stagedKey(e.id, index, rec)
-	blk, v := bb.finish(e.id, key)
-	must(ac.b.Set(key, v, nil))
+	blk, _ := bb.finish(e.id, stagedKey(e.id, index, rec))
+	blk.volatile = true
 	ac.staged = append(ac.staged, blk)
 }
 

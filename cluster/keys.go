@@ -30,6 +30,7 @@ import (
 //	dirty         0x41 dsid u32 | series id u64                         data index u64 | tx id: the series needs a forecast refresh (checkpointed)
 //	dirty log     0x42 dsid u32 | index u64                             tx id | series ids: the parts since the last checkpoint (fsm_dirty.go)
 //	track pending 0x31 raft index u64                                  pendingObjects, msgpack: an ingest part whose object calls are only in memory (fsm_tracking.go)
+//	staged pending 0x16 raft index u64                                 dsid u32: an ingest part whose staged blocks are only in memory (obsstore.go)
 //	tracking runs 0xfe 'R' | ...                                        the tracking object index's runs (tracking.Config.RunPrefix)
 //
 // Periods are date32 values (days since 1970-01-01); flipping the sign bit
@@ -56,10 +57,14 @@ const (
 	prefixTxPart      byte = 0x13
 	// prefixStaged and prefixChunk hold the observations since the
 	// staged layout (obsstore.go); prefixObservation is only read.
-	prefixStaged    byte = 0x14
-	prefixChunk     byte = 0x15
-	prefixAlarm     byte = 0x20
-	prefixAlarmHist byte = 0x21
+	prefixStaged byte = 0x14
+	prefixChunk  byte = 0x15
+	// prefixStagedPending marks the ingest parts whose staged blocks are
+	// in memory only, so a restart can stage them again from the
+	// replayed Raft entries (obsstore.go, "Volatile blocks").
+	prefixStagedPending byte = 0x16
+	prefixAlarm         byte = 0x20
+	prefixAlarmHist     byte = 0x21
 	// prefixTracking is tracking.Config.Prefix: the tracking package owns
 	// [0x30, 0x31) and lays its tables out below it.
 	prefixTracking byte = 0x30

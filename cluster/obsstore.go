@@ -20,14 +20,17 @@ import (
 // Observation storage: staged blocks folded into per-series chunks.
 //
 // Apply does not write one key per observation. Each validated record of an
-// ingest part becomes ONE staged block (table prefixStaged): its rows sorted
-// by (series, period), duplicates of a (series, period) resolved by the
-// dataset's policy, grouped per series. A background folder regularly takes
-// every pending block, merges the groups of each series in block order
-// into one chunk, and writes it as a Pebble Merge operand of the series'
-// single chunk key (table prefixChunk), deleting the blocks in the same
-// batch. Pebble's merge operator (chunkValueMerger) combines a series'
-// operands on reads and compactions.
+// ingest part becomes ONE staged block: its rows sorted by (series,
+// period), duplicates of a (series, period) resolved by the dataset's
+// policy, grouped per series. The block is held in memory only, with a
+// pending key for its entry (see "Volatile blocks" below; table
+// prefixStaged holds blocks only when persisted at Close or for a Raft
+// snapshot). A background folder regularly takes every pending block,
+// merges the groups of each series in block order into one chunk, and
+// writes it as a Pebble Merge operand of the series' single chunk key
+// (table prefixChunk), deleting the pending keys (and persisted blocks) in
+// the same batch. Pebble's merge operator (chunkValueMerger) combines a
+// series' operands on reads and compactions.
 //
 // Why: the ingest benchmarks write period-major batches (every series gets
 // one or two observations per batch), so one key per observation made the
@@ -38,11 +41,13 @@ import (
 // Reads (Observations, History) see: legacy per-observation keys (table
 // prefixObservation, written by versions before this layout; read-only now)
 // as the oldest layer, then the series' chunk, then the series' groups in
-// the still pending blocks, in apply order. The pending blocks stay decoded
-// in memory (about 25 bytes per row) and are reloaded from Pebble on open
-// and after a snapshot restore.
+// the still pending blocks, in apply order. The pending blocks are in
+// memory (about 25 bytes per row); after a restart or a snapshot restore
+// they come back from the staged table and, for entries with pending keys,
+// from the replayed Raft log.
 //
-// Determinism: apply writes the same staged blocks on every node. Folding is
+// Determinism: apply writes the same pending keys (and stages the same
+// blocks) on every node. Folding is
 // local and runs at different times on different nodes, but it never
 // changes what a read returns, and chunk merging is canonical (sorted,
 // one entry per period), so two stores that folded everything hold the same
@@ -62,6 +67,33 @@ import (
 //
 // Staged block value: blockVersion | per series, ascending: series id u64 |
 // body length u32 | chunk body. Chunk value: chunkVersion | chunk body.
+//
+// # Volatile blocks
+//
+// Apply keeps a new block in memory only and writes a pending key (table
+// prefixStagedPending: Raft index -> dataset id) instead of the block.
+// Why: the block was written to the memtable, deleted by the fold a moment
+// later, and flushed in between whenever a memtable filled; that copy,
+// its tombstone and those flushes were 7-13% of a node's CPU under ingest
+// (bench/RESULTS.md, "Session 2026-12-06 17:22-18:40").
+//
+// Durability comes from the Raft log instead, as for the object index's
+// staged calls (tracking.Config.VolatileStaging):
+//   - A fold deletes the pending keys up to the newest entry it folded,
+//     in the batch that writes the chunks, so in any durable state a
+//     pending key exists exactly for the applied entries not yet folded.
+//   - After a restart Raft replays the entries from its last snapshot;
+//     ApplyBatch skips those at or below the applied index, and for each
+//     one with a pending key stages its blocks again (restageObservations),
+//     in apply order.
+//   - Before Raft takes a snapshot, and at Close, persistVolatile writes
+//     the volatile blocks into the staged table and deletes every pending
+//     key. A snapshot then carries them (a follower installing it has no
+//     log to restage from, and Raft may truncate the log below it), and
+//     they are reloaded on open like blocks of earlier versions.
+//   - A dataset dropped with pending blocks leaves pending keys behind;
+//     a restage skips entries of datasets that no longer exist, and the
+//     first fold past them, or persistVolatile, deletes the keys.
 
 // obsFlagSum marks a chunk entry that adds to the older value of its period.
 const obsFlagSum = 0x02
@@ -84,6 +116,15 @@ func stagedKey(dsid uint32, index uint64, rec uint32) []byte {
 	return binary.BigEndian.AppendUint32(k, rec)
 }
 
+// stagedIndex returns the Raft index in a staged block key.
+func stagedIndex(key []byte) uint64 { return binary.BigEndian.Uint64(key[5:13]) }
+
+// stagedPendingKey marks the ingest entry at index as having staged
+// blocks in memory only.
+func stagedPendingKey(index uint64) []byte {
+	return binary.BigEndian.AppendUint64([]byte{prefixStagedPending}, index)
+}
+
 func chunkKey(dsid uint32, sid uint64) []byte {
 	return binary.BigEndian.AppendUint64(dsPrefix(prefixChunk, dsid), sid)
 }
@@ -93,6 +134,12 @@ type stagedBlock struct {
 	dsid uint32
 	key  []byte
 	rows int
+	// val is the block's encoded value (bodies point into it). volatile
+	// blocks are in memory only (not in Pebble); a pending key marks
+	// their Raft entry (see "Volatile blocks"). Both change only under
+	// stage.foldMu, which persistVolatile and folds hold.
+	val      []byte
+	volatile bool
 	// sids are the block's series, ascending; bodies[i] is the chunk body of
 	// sids[i] (a sub-slice of the block value).
 	sids   []uint64
@@ -476,11 +523,26 @@ func (s *Store) foldStaged() error {
 		}
 		lo = hi
 	}
+	var maxVolatile uint64
+	anyVolatile := false
 	for _, blk := range blocks {
+		rows += blk.rows
+		if blk.volatile {
+			anyVolatile = true
+			maxVolatile = max(maxVolatile, stagedIndex(blk.key))
+			continue
+		}
 		if err := b.Delete(blk.key, nil); err != nil {
 			return err
 		}
-		rows += blk.rows
+	}
+	if anyVolatile {
+		// Every entry up to the newest folded one had its blocks
+		// published before this fold took the pending list (publishing
+		// follows apply order), so all of them are folded here.
+		if err := b.DeleteRange(stagedPendingKey(0), stagedPendingKey(maxVolatile+1), nil); err != nil {
+			return err
+		}
 	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -685,6 +747,41 @@ func (st *stage) dropLocked(dsids map[uint32]bool) {
 	st.drained.Broadcast()
 }
 
+// persistVolatile writes the volatile pending blocks into the staged
+// table and deletes every pending key, in one batch (see "Volatile
+// blocks"). It holds foldMu, so no fold runs meanwhile. Callers: FSM
+// snapshots (on the apply goroutine) and Close (after the folder stopped).
+func (s *Store) persistVolatile() error {
+	st := s.stage
+	st.foldMu.Lock()
+	defer st.foldMu.Unlock()
+	st.mu.RLock()
+	blocks := slices.Clone(st.pending())
+	st.mu.RUnlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	var persisted []*stagedBlock
+	for _, blk := range blocks {
+		if !blk.volatile {
+			continue
+		}
+		if err := b.Set(blk.key, blk.val, nil); err != nil {
+			return err
+		}
+		persisted = append(persisted, blk)
+	}
+	if err := b.DeleteRange([]byte{prefixStagedPending}, []byte{prefixStagedPending + 1}, nil); err != nil {
+		return err
+	}
+	if err := b.Commit(s.wo); err != nil {
+		return fmt.Errorf("persist staged blocks: %w", err)
+	}
+	for _, blk := range persisted {
+		blk.volatile = false
+	}
+	return nil
+}
+
 // publishStaged makes the blocks of a committed apply batch visible to
 // reads and the folder, then waits while more than MaxStagedRows are
 // pending (backpressure when folding falls behind).
@@ -852,7 +949,7 @@ func (bb *blockBuilder) finish(dsid uint32, key []byte) (*stagedBlock, []byte) {
 		bb.closeGroup()
 	}
 	v := bytes.Clone(bb.buf)
-	blk := &stagedBlock{dsid: dsid, key: key, rows: bb.rows, sids: slices.Clone(bb.sids), bodies: make([][]byte, len(bb.spans))}
+	blk := &stagedBlock{dsid: dsid, key: key, rows: bb.rows, val: v, sids: slices.Clone(bb.sids), bodies: make([][]byte, len(bb.spans))}
 	for i, sp := range bb.spans {
 		blk.bodies[i] = v[sp[0]:sp[1]:sp[1]]
 	}

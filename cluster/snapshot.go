@@ -47,6 +47,11 @@ func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
 	if err := f.store.persistStagedObjects(); err != nil {
 		return nil, fmt.Errorf("fsm snapshot: %w", err)
 	}
+	// The snapshot must carry the staged blocks held in memory: Raft may
+	// truncate the entries they came from (obsstore.go, "Volatile blocks").
+	if err := f.store.persistVolatile(); err != nil {
+		return nil, fmt.Errorf("fsm snapshot: %w", err)
+	}
 	return &fsmSnapshot{snap: f.store.db.NewSnapshot(), flush: f.store.flushUnlogged, logger: f.logger}, nil
 }
 

@@ -417,6 +417,9 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.closeFolder()
+	// Blocks held in memory go into the staged table, so the next open
+	// loads them without a Raft replay (obsstore.go, "Volatile blocks").
+	perr := s.persistVolatile()
 	for _, p := range []*atomic.Pointer[pebble.Batch]{&s.applyBatch, &s.foldBatch} {
 		if b := p.Swap(nil); b != nil {
 			_ = b.Close()
@@ -424,7 +427,7 @@ func (s *Store) Close() error {
 	}
 	// Without a WAL the memtables are all that holds the latest applies;
 	// a failed flush loses nothing Raft cannot replay, so Close goes on.
-	ferr := s.flushUnlogged()
+	ferr := errors.Join(perr, s.flushUnlogged())
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close fsm store: %w", errors.Join(ferr, err))
 	}
