@@ -209,7 +209,7 @@ func (f *FSM) restageObservations(ac *applyCtx, l *raft.Log) {
 	}
 	e := ac.entryByID(binary.BigEndian.Uint32(v))
 	if e == nil {
-		return // the dataset was deleted since; the next fold drops the key
+		return // the dataset was deleted since; a later fold or persistVolatile deletes the key
 	}
 	t, h, payload, err := splitEntry(l.Data)
 	if err != nil || t != CmdIngest {
