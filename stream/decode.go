@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -277,11 +278,39 @@ type colSpec struct {
 	hasRange bool
 	allowed  map[string]struct{}
 	list     []string // the allowed values; short lists are scanned, not hashed
-	want     string   // allowed values for messages: "EU-DE, EU-FR"
+	// short holds shortKey of every allowed value when all of them are
+	// at most 7 bytes (codes such as "EU-DE"); nil otherwise.
+	short []uint64
+	want  string // allowed values for messages: "EU-DE, EU-FR"
+}
+
+// shortKey packs a value of at most 7 bytes and its length into a uint64:
+// two such values are equal exactly when their keys are.
+func shortKey[T string | []byte](b T) uint64 {
+	k := uint64(len(b)) << 56
+	for i := range len(b) {
+		k |= uint64(b[i]) << (8 * i)
+	}
+	return k
 }
 
 // isAllowed reports whether b is an allowed value of c (c.allowed != nil).
 func (c *colSpec) isAllowed(b []byte) bool {
+	if c.short != nil {
+		// One load and a scan of integers instead of a string hash per
+		// row: allowed-value checks were 3% of a node's CPU under Arrow
+		// ingest with a 12-value list.
+		if len(b) > 7 {
+			return false
+		}
+		k := shortKey(b)
+		for _, a := range c.short {
+			if a == k {
+				return true
+			}
+		}
+		return false
+	}
 	if len(c.list) <= 8 {
 		for _, a := range c.list {
 			if a == string(b) { // no allocation
@@ -327,6 +356,11 @@ func compileColumns(s *Schema) []colSpec {
 				}
 				c.list = r.Allowed
 				c.want = strings.Join(r.Allowed, ", ")
+				if !slices.ContainsFunc(r.Allowed, func(a string) bool { return len(a) > 7 }) {
+					for _, a := range r.Allowed {
+						c.short = append(c.short, shortKey(a))
+					}
+				}
 			}
 		}
 		cols[i] = c
