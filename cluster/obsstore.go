@@ -75,7 +75,7 @@ import (
 // Why: the block was written to the memtable, deleted by the fold a moment
 // later, and flushed in between whenever a memtable filled; that copy,
 // its tombstone and those flushes were 7-13% of a node's CPU under ingest
-// (bench/RESULTS.md, "Session 2026-12-06 17:22-18:40").
+// (bench/RESULTS.md, "Session 2026-12-06 17:22-19:20").
 //
 // Durability comes from the Raft log instead, as for the object index's
 // staged calls (tracking.Config.VolatileStaging):
