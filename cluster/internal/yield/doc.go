@@ -10,9 +10,9 @@
 // and an ack passes through several such hand-offs, so one burst added
 // 30-80 ms to every request in flight: most of the ack latency's p99 at
 // half the maximum throughput (bench/RESULTS.md, section "Session
-// 2026-12-06 17:22-18:40"). runtime.Gosched after each unit of background work puts the
-// background goroutine behind whatever is runnable, and costs nothing
-// measurable when nothing is.
+// 2026-12-06 17:22-19:20"). runtime.Gosched after each unit of background
+// work puts the background goroutine behind whatever is runnable, and
+// costs nothing measurable when nothing is.
 //
 // FS wraps a Pebble vfs.FS so that writes to the files of flushes and
 // compactions yield after each write (Pebble writes their tables in
