@@ -84,6 +84,9 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 	if len(logs) == 0 {
 		return resps
 	}
+	// After this batch (commit and publish included), reads may see
+	// everything up to its last entry (obsstore.go, replayGate).
+	defer f.store.noteReplayed(logs[len(logs)-1].Index)
 	in := 0
 	for _, l := range logs {
 		in += len(l.Data)

@@ -329,6 +329,9 @@ func (s *Store) History(ctx context.Context, dataset string, ids []uint64, fn fu
 	if e == nil {
 		return fmt.Errorf("%w: %q", ErrUnknownDataset, dataset)
 	}
+	if err := s.waitReplayed(ctx); err != nil {
+		return err
+	}
 	freq := e.schema.Frequency
 	buf := make([]float64, 0, 256)
 	var body, tmp []byte

@@ -85,7 +85,9 @@ import (
 //   - After a restart Raft replays the entries from its last snapshot;
 //     ApplyBatch skips those at or below the applied index, and for each
 //     one with a pending key stages its blocks again (restageObservations),
-//     in apply order.
+//     in apply order. Until it has passed the newest pending key, reads of
+//     observations (Observations, History: the API and forecast fits) wait,
+//     and answer ErrReplaying after replayWait (replayGate).
 //   - Before Raft takes a snapshot, and at Close, persistVolatile writes
 //     the volatile blocks into the staged table and deletes every pending
 //     key. A snapshot then carries them (a follower installing it has no
@@ -710,6 +712,19 @@ func (s *Store) loadStaged() error {
 	}); err != nil {
 		return err
 	}
+	// The newest entry whose blocks only the Raft log holds: reads wait
+	// until the replay has staged it again (waitReplayed).
+	var until uint64
+	if err := s.scan(context.Background(), []byte{prefixStagedPending}, []byte{prefixStagedPending + 1}, func(k, _ []byte) (bool, error) {
+		if len(k) != 9 {
+			return false, fmt.Errorf("staged pending key %x has a bad length", k)
+		}
+		until = max(until, binary.BigEndian.Uint64(k[1:]))
+		return true, nil
+	}); err != nil {
+		return err
+	}
+	s.armReplay(until)
 	st := s.stage
 	st.mu.Lock()
 	st.pubMu.Lock()
@@ -745,6 +760,79 @@ func (st *stage) dropLocked(dsids map[uint32]bool) {
 		st.blocks = kept
 	}
 	st.drained.Broadcast()
+}
+
+// replayGate holds reads of observations back after a restart until the
+// Raft replay has staged again every entry with a pending key (see
+// "Volatile blocks"): until then the applied index covers rows that no
+// read could see, and a forecast fitted meanwhile would miss them.
+type replayGate struct {
+	mu    sync.Mutex
+	until uint64        // newest pending entry; 0 when open
+	done  chan struct{} // closed when open
+}
+
+// replayWait bounds how long a read waits for the replay before it
+// answers ErrReplaying.
+const replayWait = 10 * time.Second
+
+// armReplay closes the gate until the entry at index until is replayed
+// (open at once for 0).
+func (s *Store) armReplay(until uint64) {
+	g := &s.replay
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	// Invariant after the first call: until == 0 exactly when done is
+	// closed.
+	open := g.done != nil && g.until == 0
+	switch {
+	case g.done == nil:
+		g.done = make(chan struct{})
+		if until == 0 {
+			close(g.done)
+		}
+	case until == 0 && !open:
+		close(g.done) // a restore replaced what the replay was for
+	case until != 0 && open:
+		g.done = make(chan struct{})
+	}
+	g.until = until
+}
+
+// noteReplayed records that the FSM has been given every entry up to
+// index (applied, or staged again when it was applied before).
+func (s *Store) noteReplayed(index uint64) {
+	g := &s.replay
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.until != 0 && index >= g.until {
+		g.until = 0
+		close(g.done)
+	}
+}
+
+// waitReplayed returns once observation reads are complete, or
+// ErrReplaying after replayWait (or when ctx ends first).
+func (s *Store) waitReplayed(ctx context.Context) error {
+	g := &s.replay
+	g.mu.Lock()
+	done := g.done
+	g.mu.Unlock()
+	select {
+	case <-done:
+		return nil
+	default:
+	}
+	t := time.NewTimer(replayWait)
+	defer t.Stop()
+	select {
+	case <-done:
+		return nil
+	case <-t.C:
+		return ErrReplaying
+	case <-ctx.Done():
+		return fmt.Errorf("%w: %w", ErrReplaying, ctx.Err())
+	}
 }
 
 // persistVolatile writes the volatile pending blocks into the staged

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -136,10 +138,27 @@ func TestVolatileBlocksRestagedAfterCrash(t *testing.T) {
 	if got := s.AppliedIndex(); got != del.Index {
 		t.Fatalf("applied index %d after the crash, want %d", got, del.Index)
 	}
+	// Until the replay has staged the rows again, reads say so instead of
+	// answering without them.
+	short, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	_, err := s.Observations(short, "d", fx.sids[0], math.MinInt32, math.MaxInt32)
+	cancel()
+	if !errors.Is(err, ErrReplaying) {
+		t.Fatalf("read before the replay: %v, want ErrReplaying", err)
+	}
 	f = NewFSM(s, testLogger(t))
-	// Raft replays everything (the same entries, in batches).
+	// Raft replays everything (the same entries, in batches); a reader
+	// that asked meanwhile gets the full answer once the replay is done.
+	waited := make(chan error, 1)
+	go func() {
+		_, err := s.Observations(t.Context(), "d", fx.sids[0], math.MinInt32, math.MaxInt32)
+		waited <- err
+	}()
 	for lo := 0; lo < len(fx.logs); lo += 5 {
 		f.ApplyBatch(fx.logs[lo:min(lo+5, len(fx.logs))])
+	}
+	if err := <-waited; err != nil {
+		t.Fatalf("read waiting for the replay: %v", err)
 	}
 	f.ApplyBatch([]*raft.Log{del})
 	if got := stagedRows(s); got != 6*300 {
@@ -181,6 +200,10 @@ func TestVolatileBlocksPersisted(t *testing.T) {
 	}
 	s = fx.open(nil)
 	t.Cleanup(func() { _ = s.Close() })
+	// Nothing to replay: reads answer at once.
+	if err := s.waitReplayed(t.Context()); err != nil {
+		t.Fatalf("reads after a clean reopen: %v", err)
+	}
 	if got, pend := countKeys(t, s, prefixStaged), countKeys(t, s, prefixStagedPending); got != 12*3 || pend != 0 {
 		t.Fatalf("after Close: %d staged blocks, %d pending keys; want 36 (3 records x 12 entries) and 0", got, pend)
 	}

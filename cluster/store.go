@@ -198,6 +198,7 @@ type Observation struct {
 // method is safe for concurrent use with apply and sees a committed state
 // (possibly one batch behind).
 type Store struct {
+	replay replayGate
 	cfg    StoreConfig
 	db     *pebble.DB
 	logger *slog.Logger
@@ -637,6 +638,9 @@ func (s *Store) Observations(ctx context.Context, dataset string, seriesID uint6
 	_ = closer.Close()
 	if from > to {
 		return nil, nil
+	}
+	if err := s.waitReplayed(ctx); err != nil {
+		return nil, err
 	}
 	s.stage.mu.RLock()
 	body, _, err := s.seriesBody(e, seriesID, nil, nil)

@@ -58,7 +58,8 @@ func errorStatus(err error) (int, errorResponse) {
 		return http.StatusNotFound, errorResponse{Error: err.Error()}
 	case errors.Is(err, cluster.ErrDatasetExists):
 		return http.StatusConflict, errorResponse{Error: err.Error()}
-	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrRetryable), errors.Is(err, cluster.ErrShutdown):
+	case errors.Is(err, cluster.ErrNotLeader), errors.Is(err, cluster.ErrRetryable), errors.Is(err, cluster.ErrShutdown),
+		errors.Is(err, cluster.ErrReplaying):
 		return http.StatusServiceUnavailable, errorResponse{Error: err.Error(), Detail: map[string]any{"retryable": true}}
 	case errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout, errorResponse{Error: "request timed out; retry with the same Idempotency-Key"}
