@@ -100,10 +100,12 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 		if l.Index <= applied && applied != 0 {
 			f.logger.Debug("skip applied entry", "raft_index", l.Index)
 			if l.Type == raft.LogCommand {
-				f.restageObservations(ac, l)
+				re := replayedEntry{l: l}
+				f.restageObservations(ac, &re)
 				if !f.trackingOff {
-					f.restageObjects(&restaged, l)
+					f.restageObjects(&restaged, &re)
 				}
+				re.release()
 			}
 			continue
 		}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/demandflow/demandflow/stream"
 	"github.com/hashicorp/go-msgpack/v2/codec"
 	"github.com/hashicorp/raft"
@@ -194,12 +195,47 @@ func (f *FSM) applyIngest(ac *applyCtx, index uint64, h, payload []byte) any {
 	return res
 }
 
+// replayedEntry is an entry Raft replays at or below the applied index.
+// Its ingest payload is decoded at most once, for whichever restage
+// needs it (observations, object calls), and released after both.
+type replayedEntry struct {
+	l       *raft.Log
+	decoded bool
+	hdr     ingestHeader
+	recs    []arrow.RecordBatch
+	err     error
+}
+
+// decode returns the entry's ingest header and records.
+func (re *replayedEntry) decode(mem memory.Allocator) (*ingestHeader, []arrow.RecordBatch, error) {
+	if !re.decoded {
+		re.decoded = true
+		t, h, payload, err := splitEntry(re.l.Data)
+		if err != nil || t != CmdIngest {
+			re.err = fmt.Errorf("not an ingest entry (%v)", err)
+		} else if err := decodeHeader(h, &re.hdr); err != nil {
+			re.err = err
+		} else {
+			re.recs, re.err = decodeRows(payload, re.hdr.Codec, mem)
+		}
+	}
+	return &re.hdr, re.recs, re.err
+}
+
+func (re *replayedEntry) release() {
+	for _, r := range re.recs {
+		r.Release()
+	}
+	re.recs = nil
+}
+
 // restageObservations stages again, in memory, the blocks of an ingest
 // entry at or below the applied index whose pending key says no fold
 // wrote them before the restart (obsstore.go, "Volatile blocks"). Raft
 // replays entries in order, so the blocks join the pending list in apply
 // order.
-func (f *FSM) restageObservations(ac *applyCtx, l *raft.Log) {
+func (f *FSM) restageObservations(ac *applyCtx, re *replayedEntry) {
+	l := re.l
 	v, ok := f.store.get(stagedPendingKey(l.Index))
 	if !ok {
 		return
@@ -211,23 +247,10 @@ func (f *FSM) restageObservations(ac *applyCtx, l *raft.Log) {
 	if e == nil {
 		return // the dataset was deleted since; a later fold or persistVolatile deletes the key
 	}
-	t, h, payload, err := splitEntry(l.Data)
-	if err != nil || t != CmdIngest {
-		divergence(t, l.Index, fmt.Errorf("staged pending key on a non-ingest entry (%v)", err))
-	}
-	var hdr ingestHeader
-	if err := decodeHeader(h, &hdr); err != nil {
-		divergence(CmdIngest, l.Index, err)
-	}
-	recs, err := decodeRows(payload, hdr.Codec, f.mem)
+	_, recs, err := re.decode(f.mem)
 	if err != nil {
-		divergence(CmdIngest, l.Index, err)
+		divergence(CmdIngest, l.Index, fmt.Errorf("staged pending key: %w", err))
 	}
-	defer func() {
-		for _, r := range recs {
-			r.Release()
-		}
-	}()
 	n := len(ac.staged)
 	for i, r := range recs {
 		ac.writeRows(e, nil, l.Index, uint32(i), r, true)

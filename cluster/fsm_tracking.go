@@ -267,7 +267,8 @@ func pendingTable() (lo, hi []byte, o *pebble.WriteOptions) {
 // entry replayed at or below the applied index, if its calls were staged
 // in memory only when the node stopped (its pending key is there). rs is
 // created on first use; the caller publishes it.
-func (f *FSM) restageObjects(rs **tracking.Recorder, l *raft.Log) {
+func (f *FSM) restageObjects(rs **tracking.Recorder, re *replayedEntry) {
+	l := re.l
 	v, ok := f.store.get(pendingKey(l.Index))
 	if !ok {
 		return
@@ -280,30 +281,15 @@ func (f *FSM) restageObjects(rs **tracking.Recorder, l *raft.Log) {
 		fail(err)
 		return
 	}
-	typ, h, payload, err := splitEntry(l.Data)
-	if err != nil || typ != CmdIngest {
-		fail(fmt.Errorf("not an ingest entry (%v)", err))
-		return
-	}
-	var hdr ingestHeader
-	if err := decodeHeader(h, &hdr); err != nil {
-		fail(err)
-		return
-	}
-	recs, err := decodeRows(payload, hdr.Codec, f.mem)
+	hdr, recs, err := re.decode(f.mem)
 	if err != nil {
 		fail(err)
 		return
 	}
-	defer func() {
-		for _, r := range recs {
-			r.Release()
-		}
-	}()
 	if *rs == nil {
 		*rs = f.store.track.NewRestager(f.store.db)
 	}
-	trackObjects(*rs, p.ObjectCol, p.TxID, p.Dataset, hdr.Errors, recs, nil, ingestTimes(&hdr, l))
+	trackObjects(*rs, p.ObjectCol, p.TxID, p.Dataset, hdr.Errors, recs, nil, ingestTimes(hdr, l))
 }
 
 // idempotencyKeyOf returns the client's idempotency key, "" when the key is
