@@ -386,7 +386,7 @@ func (ac *applyCtx) writeRows(e *dsEntry, st *dsStats, index uint64, rec uint32,
 	if bb.rows == 0 {
 		return
 	}
-	blk, _ := bb.finish(e.id, stagedKey(e.id, index, rec))
+	blk := bb.finish(e.id, stagedKey(e.id, index, rec))
 	blk.volatile = true
 	ac.staged = append(ac.staged, blk)
 }

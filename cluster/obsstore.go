@@ -1030,8 +1030,9 @@ func (bb *blockBuilder) closeGroup() {
 	bb.open = false
 }
 
-// finish returns the block value (a fresh copy) and its indexed form.
-func (bb *blockBuilder) finish(dsid uint32, key []byte) (*stagedBlock, []byte) {
+// finish returns the indexed block; its val is the block value (a fresh
+// copy).
+func (bb *blockBuilder) finish(dsid uint32, key []byte) *stagedBlock {
 	if bb.open {
 		bb.buf = appendChunkEntry(bb.buf, bb.last, bb.pending)
 		bb.closeGroup()
@@ -1041,5 +1042,5 @@ func (bb *blockBuilder) finish(dsid uint32, key []byte) (*stagedBlock, []byte) {
 	for i, sp := range bb.spans {
 		blk.bodies[i] = v[sp[0]:sp[1]:sp[1]]
 	}
-	return blk, v
+	return blk
 }

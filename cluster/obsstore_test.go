@@ -358,8 +358,8 @@ func TestBlockBuilderIndex(t *testing.T) {
 		bb.add(1, 11, val(3))
 		bb.add(5, 10, val(4))
 		bb.add(9, 12, val(5))
-		got, v := bb.finish(3, []byte("k"))
-		want, err := decodeStagedBlock(3, []byte("k"), v)
+		got := bb.finish(3, []byte("k"))
+		want, err := decodeStagedBlock(3, []byte("k"), got.val)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -584,7 +584,7 @@ func BenchmarkFoldDataset(b *testing.B) {
 		for _, sid := range sids {
 			bb.add(sid, biasPeriod(int32(i)), appendObsValue(nil, float64(i), []float64{9.99}, []bool{true}, "", false))
 		}
-		blocks[i], _ = bb.finish(1, stagedKey(1, uint64(i+1), 0))
+		blocks[i] = bb.finish(1, stagedKey(1, uint64(i+1), 0))
 	}
 	var acc, tmp, val []byte
 	for b.Loop() {
