@@ -45,9 +45,9 @@ var (
 	// lost, or the connection to the leader broke after sending): retry
 	// only idempotently (same Idempotency-Key).
 	ErrRetryable = errors.New("cluster: commit outcome unknown, retry with the same idempotency key")
-	// ErrReplaying means a read needs observations that the node is still
-	// staging again from its Raft log after a restart; retrying shortly
-	// succeeds.
+	// ErrReplaying means a read needs observations or dirty marks that the
+	// node is still restoring from its Raft log after a restart; retrying
+	// shortly succeeds.
 	ErrReplaying = errors.New("cluster: replaying the raft log after a restart")
 )
 

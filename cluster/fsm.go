@@ -105,6 +105,7 @@ func (f *FSM) ApplyBatch(logs []*raft.Log) []any {
 				if !f.trackingOff {
 					f.restageObjects(&restaged, &re)
 				}
+				f.replayDirty(&re)
 				re.release()
 			}
 			continue

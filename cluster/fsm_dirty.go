@@ -8,6 +8,10 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow/array"
+
+	"github.com/demandflow/demandflow/stream"
 )
 
 // Dirty marks: which series await a forecast refresh.
@@ -25,35 +29,48 @@ import (
 // key per touched series per ingest part cost as much as the observations
 // themselves: a period-major feed touches every series in every part. So
 // the committed marks live in memory (dirtyState, per dataset), and Pebble
-// holds them in two forms, both written in the apply batch:
+// holds
 //
 //   - checkpointed marks, prefixDirty | dsid | series id -> index u64 |
-//     tx id (the same layout as before this log existed), and
-//   - a dirty log, prefixDirtyLog | dsid | index u64 -> one record per
-//     ingest part since the dataset's last checkpoint: the part's tx id and
-//     its sorted, distinct series ids (encodeDirtyLog).
+//     tx id,
+//   - a dirty log of the clears since the dataset's last checkpoint,
+//     prefixDirtyLog | dsid | index u64 -> the series a forecast result at
+//     that index cleared, with the result's data index (encodeDirtyClear),
+//   - and, for every ingest part since the checkpoint that touched series,
+//     an empty pending key prefixDirtyPending | dsid | index u64. The
+//     touches themselves are not written: the part's Raft entry holds its
+//     series, and Raft replays every entry after its last snapshot when a
+//     node restarts. ApplyBatch hands the replayed entries that have a
+//     pending key to replayDirty, which marks their series again (the
+//     scheme of the staged blocks, obsstore.go "Volatile blocks").
 //
-// Forecast results that clear marks log a clear record at their own index
-// (the cleared series with the result's data index). A checkpoint writes
-// the mark (or its deletion) of every series the log names, then
-// range-deletes the log. It runs in the apply batch of the dataset's every
-// dirtyCheckpointParts-th log record, and before a forced refresh changes
-// the marks. Replaying the log in index order over the checkpointed marks
-// (touch: newest index wins; clear: delete a mark not newer than the
-// result) repeats apply's decisions exactly; that is what Store.load does
-// after a restart or a snapshot restore. A 10,000-row part thus writes one
-// log key instead of up to 10,000 marks, and a series touched by many
-// parts between checkpoints is written once.
+// A checkpoint writes the mark (or its deletion) of every series changed
+// since the last one, then deletes the log and the pending keys up to its
+// index. It runs in the apply batch of the dataset's every
+// dirtyCheckpointParts-th logged part or clear, before a forced refresh
+// changes the marks, and at every Raft snapshot and Close (persistDirty),
+// so Raft never truncates an entry whose touches only memory holds.
+//
+// After a restart Store.load reads the checkpointed marks and applies the
+// logged clears; replayDirty then raises each replayed part's series to
+// its index unless the log cleared the series at a later index
+// (dirtyState.replayClears): the order apply saw. Reads of the marks wait
+// for that replay (replayGate). Logs written before the pending keys
+// existed also hold touch records (encoded tx id | series ids), and load
+// replays those in order with the clears.
 //
 // Readers (the forecaster) see only committed marks: an apply batch stages
 // its changes in forecastWork and publishes them after the Pebble commit,
 // so a mark never names data that is not yet readable.
 
-// dirtyCheckpointParts is the number of logged parts after which the next
-// part checkpoints the dataset's marks; it bounds the log (and the replay
-// after a restart) to that many parts. Part of the replicated behaviour:
-// every node must use the same value.
-const dirtyCheckpointParts = 64
+// dirtyCheckpointParts is the number of pending parts and logged clears
+// after which the next one checkpoints the dataset's marks; it bounds the
+// replay after a restart to that many parts. Every node checkpoints at the
+// same indexes in apply, but also at its own snapshots, so the value only
+// has to be the same for the nodes' stores to match key for key. A
+// checkpoint of a period-major feed writes a mark per series: at 64 parts
+// that was a tenth of a node's apply cost, at 1024 it is noise.
+const dirtyCheckpointParts = 1024
 
 // dirtyMark is a series' newest touch.
 type dirtyMark struct {
@@ -68,12 +85,21 @@ type dirtyState struct {
 	mu    sync.Mutex
 	marks map[uint64]dirtyMark
 
-	logParts int // dirty log records since the last checkpoint
+	logParts int // pending parts and dirty log records since the last checkpoint
 	// What the next checkpoint must write, without reading the log back:
 	// every mark changed since the last checkpoint either has an index
 	// above cpIndex (a touch) or is in clearedSince (a clear).
 	cpIndex      uint64
 	clearedSince []uint64
+
+	// replayClears holds, after a restart, the newest index at which the
+	// dirty log cleared each series: a replayed touch older than that
+	// clear was answered by it (replayDirty). Dropped at the next
+	// checkpoint.
+	replayClears map[uint64]uint64
+	// verifyTouched is, with verifyDirtyCheckpoints, every series touched
+	// since the last checkpoint (tests).
+	verifyTouched []uint64
 }
 
 func newDirtyState() *dirtyState { return &dirtyState{marks: map[uint64]dirtyMark{}} }
@@ -91,14 +117,21 @@ func dirtyLogKey(dsid uint32, index uint64) []byte {
 	return binary.BigEndian.AppendUint64(dsPrefix(prefixDirtyLog, dsid), index)
 }
 
+// dirtyPendingKey is prefixDirtyPending | dsid | index.
+func dirtyPendingKey(dsid uint32, index uint64) []byte {
+	return binary.BigEndian.AppendUint64(dsPrefix(prefixDirtyPending, dsid), index)
+}
+
 // Dirty log record kinds (the first byte of the value).
 const (
-	dirtyLogTouch byte = 1 // an ingest part's touches
+	dirtyLogTouch byte = 1 // an ingest part's touches (legacy: see pending keys)
 	dirtyLogClear byte = 2 // a results command's cleared marks
 )
 
 // encodeDirtyLog encodes a touch record: kind dirtyLogTouch | uvarint
-// len(tx) | tx | series ids as big-endian u64, sorted and distinct.
+// len(tx) | tx | series ids as big-endian u64, sorted and distinct. Only
+// stores written before the pending keys hold them; tests write them to
+// check that such stores still load.
 func encodeDirtyLog(tx string, sids []uint64) []byte {
 	v := make([]byte, 0, 1+binary.MaxVarintLen64+len(tx)+8*len(sids))
 	v = append(v, dirtyLogTouch)
@@ -151,18 +184,48 @@ func walkDirtyLog(v []byte, touch func(tx string, sid uint64), clear func(sid, d
 // replay applies the record at index to d's marks as apply did: a touch
 // raises each series' mark to index (newest wins), a clear deletes each
 // named mark that is not newer than the result's data index (and the
-// series go to clearedSince, for the next checkpoint).
+// series go to clearedSince, for the next checkpoint, and to replayClears,
+// for the touches Raft replays).
 func (d *dirtyState) replay(index uint64, v []byte) error {
 	return walkDirtyLog(v, func(tx string, sid uint64) {
 		if cur, ok := d.marks[sid]; !ok || cur.index < index {
 			d.marks[sid] = dirtyMark{index: index, tx: tx}
+		}
+		if verifyDirtyCheckpoints {
+			d.verifyTouched = append(d.verifyTouched, sid)
 		}
 	}, func(sid, di uint64) {
 		d.clearedSince = append(d.clearedSince, sid)
 		if m, ok := d.marks[sid]; ok && m.index <= di {
 			delete(d.marks, sid)
 		}
+		if d.replayClears == nil {
+			d.replayClears = map[uint64]uint64{}
+		}
+		d.replayClears[sid] = index // records come in index order
 	})
+}
+
+// replayTouch marks sids (a replayed part's series) dirty at index, as
+// apply did, unless the dirty log cleared a series at a later index: the
+// result that did so answered this touch, which then came before the
+// clear. Raft replays in index order, so a touch that passes is the
+// newest so far.
+func (d *dirtyState) replayTouch(index uint64, tx string, sids []uint64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	m := dirtyMark{index: index, tx: tx}
+	for _, sid := range sids {
+		if c, ok := d.replayClears[sid]; ok && c > index {
+			continue
+		}
+		if cur, ok := d.marks[sid]; !ok || cur.index < index {
+			d.marks[sid] = m
+		}
+	}
+	if verifyDirtyCheckpoints {
+		d.verifyTouched = append(d.verifyTouched, sids...)
+	}
 }
 
 // decodeDirtyLog returns a touch record's tx id and its series ids (raw, 8
@@ -193,14 +256,19 @@ type touch struct {
 }
 
 // markDirty records that one part touched the series sids (sorted,
-// distinct; retained) at index, by transaction txID.
+// distinct; retained) at index, by transaction txID. Pebble gets only the
+// part's pending key: a restart marks the series again from the replayed
+// entry (replayDirty).
 func (ac *applyCtx) markDirty(e *dsEntry, index uint64, txID string, sids []uint64) {
 	if len(sids) == 0 {
 		return
 	}
 	w := ac.forecastWork()
 	w.touches = append(w.touches, touch{e: e, index: index, tx: txID, sids: sids})
-	ac.appendDirtyLog(e, index, func() []byte { return encodeDirtyLog(txID, sids) })
+	if verifyDirtyCheckpoints {
+		w.verify = append(w.verify, touch{e: e, index: index, sids: sids})
+	}
+	ac.appendDirtyLog(e, index, func() { must(ac.b.Set(dirtyPendingKey(e.id, index), nil, nil)) })
 }
 
 // logClears records the marks a results command at index cleared (already
@@ -209,7 +277,7 @@ func (ac *applyCtx) logClears(e *dsEntry, index uint64, cleared []clearedMark) {
 	if len(cleared) == 0 {
 		return
 	}
-	if ac.appendDirtyLog(e, index, func() []byte { return encodeDirtyClear(cleared) }) {
+	if ac.appendDirtyLog(e, index, func() { must(ac.b.Set(dirtyLogKey(e.id, index), encodeDirtyClear(cleared), nil)) }) {
 		w := ac.forecastWork()
 		for _, c := range cleared {
 			w.clearedLogged[e.id] = append(w.clearedLogged[e.id], c.sid)
@@ -217,18 +285,18 @@ func (ac *applyCtx) logClears(e *dsEntry, index uint64, cleared []clearedMark) {
 	}
 }
 
-// appendDirtyLog writes the record encode returns at index to the
-// dataset's dirty log, or checkpoints instead when it would be the
-// dirtyCheckpointParts-th record (the change is already staged). It
-// reports whether it logged.
-func (ac *applyCtx) appendDirtyLog(e *dsEntry, index uint64, encode func() []byte) bool {
+// appendDirtyLog calls write, which writes the pending key or the log
+// record of a change at index, or checkpoints instead when it would be
+// the dirtyCheckpointParts-th since the last checkpoint (the change is
+// already staged). It reports whether it wrote.
+func (ac *applyCtx) appendDirtyLog(e *dsEntry, index uint64, write func()) bool {
 	w := ac.forecastWork()
 	n := w.logParts(e) + 1
 	if n >= dirtyCheckpointParts {
 		ac.checkpointDirty(e, index)
 		return false
 	}
-	must(ac.b.Set(dirtyLogKey(e.id, index), encode(), nil))
+	write()
 	w.logged[e.id] = n
 	return true
 }
@@ -288,9 +356,9 @@ func (ac *applyCtx) setDirty(ref seriesRef, m dirtyMark) {
 	ac.forecastWork().dirty[ref] = m
 }
 
-// checkpointDirty writes the current mark of every series named by the
-// dataset's dirty log (committed records and this batch's touches) and of
-// every staged change, then deletes the log.
+// checkpointDirty writes the current mark of every series changed since
+// the last checkpoint (committed touches and clears, and this batch's
+// changes), then deletes the log and the pending keys up to index.
 func (ac *applyCtx) checkpointDirty(e *dsEntry, index uint64) {
 	ac.materialize(e)
 	w := ac.forecastWork()
@@ -334,6 +402,7 @@ func (ac *applyCtx) checkpointDirty(e *dsEntry, index uint64) {
 	}
 	lo, hi := dsRange(prefixDirtyLog, e.id)
 	must(ac.b.DeleteRange(lo, hi, nil))
+	must(ac.b.DeleteRange(dirtyPendingKey(e.id, 0), dirtyPendingKey(e.id, index+1), nil))
 	w.logged[e.id] = 0
 	w.checkpointed[e.id]++
 	w.cpIndex[e.id] = index
@@ -345,10 +414,12 @@ func (ac *applyCtx) checkpointDirty(e *dsEntry, index uint64) {
 var verifyDirtyCheckpoints bool
 
 // verifyCheckpointSeries panics unless sids names the same series as the
-// dataset's dirty log of earlier batches (the rule checkpointDirty relies
-// on: see dirtyState).
+// dataset's dirty log and the touches of earlier batches since the last
+// checkpoint (the rule checkpointDirty relies on: see dirtyState).
 func (ac *applyCtx) verifyCheckpointSeries(e *dsEntry, sids []uint64) {
-	var logged []uint64
+	e.dirty.mu.Lock()
+	logged := slices.Clone(e.dirty.verifyTouched)
+	e.dirty.mu.Unlock()
 	lo, hi := dsRange(prefixDirtyLog, e.id)
 	err := ac.s.scan(context.Background(), lo, hi, func(k, v []byte) (bool, error) {
 		return true, walkDirtyLog(v, func(_ string, sid uint64) { logged = append(logged, sid) },
@@ -425,8 +496,20 @@ func (ac *applyCtx) publishDirty() {
 	}
 	for id, i := range w.cpIndex {
 		if e := entry(id); e != nil {
-			e.dirty.cpIndex, e.dirty.clearedSince = i, nil
+			d := e.dirty
+			d.cpIndex, d.clearedSince, d.replayClears = i, nil, nil
+			d.mu.Lock()
+			d.verifyTouched = nil
+			d.mu.Unlock()
 		}
+	}
+	for _, t := range w.verify {
+		if i, ok := w.cpIndex[t.e.id]; ok && t.index <= i {
+			continue
+		}
+		t.e.dirty.mu.Lock()
+		t.e.dirty.verifyTouched = append(t.e.dirty.verifyTouched, t.sids...)
+		t.e.dirty.mu.Unlock()
 	}
 	for id, c := range w.clearedLogged {
 		if e := entry(id); e != nil {
@@ -453,8 +536,11 @@ func (ac *applyCtx) entryByID(id uint32) *dsEntry {
 }
 
 // loadDirty rebuilds e's marks from the checkpointed marks and the dirty
-// log (Store.load).
-func (s *Store) loadDirty(e *dsEntry) error {
+// log (Store.load), and counts the pending parts, whose touches the Raft
+// replay brings back (replayDirty). It returns the newest pending part's
+// index (0 for none): reads of the marks wait until the replay has
+// passed it.
+func (s *Store) loadDirty(e *dsEntry) (uint64, error) {
 	d := newDirtyState()
 	lo, hi := dsRange(prefixDirty, e.id)
 	err := s.scan(context.Background(), lo, hi, func(k, v []byte) (bool, error) {
@@ -471,19 +557,38 @@ func (s *Store) loadDirty(e *dsEntry) error {
 		return true, nil
 	})
 	if err != nil {
-		return err
+		return 0, err
+	}
+	// Every change since the checkpoint is at or after the first log
+	// record or pending part.
+	var first, newest uint64
+	lo, hi = dsRange(prefixDirtyPending, e.id)
+	err = s.scan(context.Background(), lo, hi, func(k, _ []byte) (bool, error) {
+		if len(k) != 13 {
+			return false, fmt.Errorf("corrupt dirty pending key %x", k)
+		}
+		index := binary.BigEndian.Uint64(k[5:])
+		if first == 0 {
+			first = index
+		}
+		newest = index
+		d.logParts++
+		return true, nil
+	})
+	if err != nil {
+		return 0, err
 	}
 	lo, hi = dsRange(prefixDirtyLog, e.id)
+	firstLog := true
 	err = s.scan(context.Background(), lo, hi, func(k, v []byte) (bool, error) {
 		if len(k) != 13 {
 			return false, fmt.Errorf("corrupt dirty log key %x", k)
 		}
 		index := binary.BigEndian.Uint64(k[5:])
-		if d.logParts == 0 {
-			// Every change since the checkpoint is at or after the
-			// first record.
-			d.cpIndex = index - 1
+		if firstLog && (first == 0 || index < first) {
+			first = index
 		}
+		firstLog = false
 		if err := d.replay(index, v); err != nil {
 			return false, fmt.Errorf("%x: %w", k, err)
 		}
@@ -491,9 +596,72 @@ func (s *Store) loadDirty(e *dsEntry) error {
 		return true, nil
 	})
 	if err != nil {
-		return err
+		return 0, err
+	}
+	if first != 0 {
+		d.cpIndex = first - 1
 	}
 	e.dirty = d
+	return newest, nil
+}
+
+// replayDirty marks again the series of a replayed ingest entry (at or
+// below the applied index) whose pending key says its touches were only in
+// memory when the node stopped. The pending key is under the dataset's
+// current id, so entries of an earlier incarnation of the name, and
+// duplicates, which touched nothing, have none.
+func (f *FSM) replayDirty(re *replayedEntry) {
+	hdr, ok := re.header()
+	if !ok {
+		return
+	}
+	e := f.store.dataset(hdr.Dataset)
+	if e == nil {
+		return
+	}
+	if _, ok := f.store.get(dirtyPendingKey(e.id, re.l.Index)); !ok {
+		return
+	}
+	_, recs, err := re.decode(f.mem)
+	if err != nil {
+		divergence(CmdIngest, re.l.Index, fmt.Errorf("dirty pending key: %w", err))
+	}
+	var sids []uint64
+	for _, r := range recs {
+		sids = append(sids, r.Column(stream.IdxSeriesID).(*array.Uint64).Uint64Values()...)
+	}
+	slices.Sort(sids)
+	e.dirty.replayTouch(re.l.Index, trackedTx(e, hdr.TxID), slices.Compact(sids))
+}
+
+// persistDirty checkpoints, at the applied index, the marks of every
+// dataset with pending parts or logged clears, so that a snapshot carries
+// them and Raft may truncate the entries they came from. It runs on the
+// apply goroutine (FSM.Snapshot) or after it stopped (Close), and only
+// once the replay after a restart is done: until then the marks lack the
+// touches still to be replayed.
+func (s *Store) persistDirty() error {
+	s.mu.RLock()
+	var todo []*dsEntry
+	for _, e := range s.datasets {
+		if e.dirty.logParts > 0 {
+			todo = append(todo, e)
+		}
+	}
+	s.mu.RUnlock()
+	if len(todo) == 0 {
+		return nil
+	}
+	ac := s.newApplyCtx(0)
+	defer ac.close()
+	index := s.AppliedIndex()
+	for _, e := range todo {
+		ac.checkpointDirty(e, index)
+	}
+	if err := ac.b.Commit(s.wo); err != nil {
+		return fmt.Errorf("checkpoint dirty marks: %w", err)
+	}
+	ac.publishDirty()
 	return nil
 }
 

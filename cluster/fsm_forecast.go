@@ -50,9 +50,11 @@ type forecastWork struct {
 	results map[seriesRef]uint64    // data index of results written in this batch
 	// touches are ingest parts' marks not yet merged into dirty
 	// (fsm_dirty.go); logged and checkpointed count, per dataset id, the
-	// dirty log records written since the last checkpoint and the
-	// checkpoints of this batch.
+	// pending keys and dirty log records written since the last
+	// checkpoint and the checkpoints of this batch. verify keeps every
+	// touch for verifyDirtyCheckpoints.
 	touches      []touch
+	verify       []touch
 	logged       map[uint32]int
 	checkpointed map[uint32]int
 	// cpIndex is the index of the dataset's last checkpoint in this
@@ -291,11 +293,16 @@ type DirtyMark struct {
 
 // DirtySeries calls fn for every dirty series of the dataset in series-id
 // order until fn returns false. It also returns the dataset's refresh index
-// (0 when no refit was ever forced) and its id (incarnation).
+// (0 when no refit was ever forced) and its id (incarnation). After a
+// restart it waits for the Raft replay that restores the marks held only
+// in memory, and answers ErrReplaying if that takes too long.
 func (s *Store) DirtySeries(ctx context.Context, dataset string, fn func(DirtyMark) bool) (refresh uint64, dsid uint32, err error) {
 	e := s.dataset(dataset)
 	if e == nil {
 		return 0, 0, fmt.Errorf("%w: %q", ErrUnknownDataset, dataset)
+	}
+	if err := s.waitReplayed(ctx); err != nil {
+		return 0, 0, err
 	}
 	if v, closer, err := s.db.Get(refreshIndexKey(e.id)); err == nil {
 		if len(v) >= 8 {

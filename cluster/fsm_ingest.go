@@ -197,27 +197,44 @@ func (f *FSM) applyIngest(ac *applyCtx, index uint64, h, payload []byte) any {
 
 // replayedEntry is an entry Raft replays at or below the applied index.
 // Its ingest payload is decoded at most once, for whichever restage
-// needs it (observations, object calls), and released after both.
+// needs it (observations, object calls, dirty marks), and released after
+// all of them.
 type replayedEntry struct {
 	l       *raft.Log
+	headed  bool // header ran
+	ingest  bool // an ingest entry with a valid header
+	payload []byte
 	decoded bool
 	hdr     ingestHeader
 	recs    []arrow.RecordBatch
 	err     error
 }
 
+// header returns the entry's ingest header, and false when the entry is
+// not an ingest entry (or its header does not decode: decode says why).
+func (re *replayedEntry) header() (*ingestHeader, bool) {
+	if !re.headed {
+		re.headed = true
+		t, h, payload, err := splitEntry(re.l.Data)
+		switch {
+		case err != nil || t != CmdIngest:
+			re.err = fmt.Errorf("not an ingest entry (%v)", err)
+		default:
+			if err := decodeHeader(h, &re.hdr); err != nil {
+				re.err = err
+			} else {
+				re.ingest, re.payload = true, payload
+			}
+		}
+	}
+	return &re.hdr, re.ingest
+}
+
 // decode returns the entry's ingest header and records.
 func (re *replayedEntry) decode(mem memory.Allocator) (*ingestHeader, []arrow.RecordBatch, error) {
-	if !re.decoded {
+	if _, ok := re.header(); ok && !re.decoded {
 		re.decoded = true
-		t, h, payload, err := splitEntry(re.l.Data)
-		if err != nil || t != CmdIngest {
-			re.err = fmt.Errorf("not an ingest entry (%v)", err)
-		} else if err := decodeHeader(h, &re.hdr); err != nil {
-			re.err = err
-		} else {
-			re.recs, re.err = decodeRows(payload, re.hdr.Codec, mem)
-		}
+		re.recs, re.err = decodeRows(re.payload, re.hdr.Codec, mem)
 	}
 	return &re.hdr, re.recs, re.err
 }

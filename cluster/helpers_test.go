@@ -99,9 +99,10 @@ func openMemStore(t testing.TB, fs vfs.FS) *Store {
 
 // applier feeds entries to an FSM with consecutive hand-made raft logs.
 type applier struct {
-	t   testing.TB
-	f   *FSM
-	idx uint64
+	t    testing.TB
+	f    *FSM
+	idx  uint64
+	logs []*raft.Log // every entry applied, for replays
 }
 
 func newApplier(t testing.TB, s *Store) *applier {
@@ -115,13 +116,16 @@ func (a *applier) batch(entries ...[]byte) []any {
 		a.idx++
 		logs[i] = &raft.Log{Index: a.idx, Term: 1, Type: raft.LogCommand, Data: e}
 	}
+	a.logs = append(a.logs, logs...)
 	return a.f.ApplyBatch(logs)
 }
 
 func (a *applier) one(entry []byte) any {
 	a.t.Helper()
 	a.idx++
-	return a.f.Apply(&raft.Log{Index: a.idx, Term: 1, Type: raft.LogCommand, Data: entry})
+	l := &raft.Log{Index: a.idx, Term: 1, Type: raft.LogCommand, Data: entry}
+	a.logs = append(a.logs, l)
+	return a.f.Apply(l)
 }
 
 func mustCreate(t testing.TB, s stream.Schema) []byte {
@@ -148,12 +152,20 @@ func meta(ds, tx, key string) IngestMeta {
 }
 
 // dumpKeyspace returns every key/value of the FSM keyspace as text, after
-// folding the staged observations (folds run at different times on
-// different nodes; folded stores compare equal).
+// folding the staged observations and checkpointing the dirty marks (both
+// run at different times on different nodes; folded and checkpointed
+// stores compare equal).
 func dumpKeyspace(t testing.TB, s *Store) string {
 	t.Helper()
 	if err := s.foldStaged(); err != nil {
 		t.Fatal(err)
+	}
+	// Likewise the dirty marks held in memory: where a store checkpointed
+	// them depends on its snapshots and restarts, not on the entries.
+	if !s.replaying() {
+		if err := s.persistDirty(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	var buf bytes.Buffer
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: keyspaceStart, UpperBound: keyspaceEnd})

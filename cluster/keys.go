@@ -28,7 +28,8 @@ import (
 //	tracking      0x30 table u8 | ...                                   tracking records (tracking.Store; layout in tracking/keys.go)
 //	forecast      0x40 dsid u32 | series id u64                         latest forecast of the series (see encodeSeriesForecast)
 //	dirty         0x41 dsid u32 | series id u64                         data index u64 | tx id: the series needs a forecast refresh (checkpointed)
-//	dirty log     0x42 dsid u32 | index u64                             tx id | series ids: the parts since the last checkpoint (fsm_dirty.go)
+//	dirty log     0x42 dsid u32 | index u64                             cleared marks since the last checkpoint; legacy: tx id | series ids (fsm_dirty.go)
+//	dirty pending 0x43 dsid u32 | index u64                             empty: an ingest part whose dirty marks are only in memory (fsm_dirty.go)
 //	track pending 0x31 raft index u64                                  pendingObjects, msgpack: an ingest part whose object calls are only in memory (fsm_tracking.go)
 //	staged pending 0x16 raft index u64                                 dsid u32: an ingest part whose staged blocks are only in memory (obsstore.go)
 //	tracking runs 0xfe 'R' | ...                                        the tracking object index's runs (tracking.Config.RunPrefix)
@@ -77,6 +78,10 @@ const (
 	prefixForecast byte = 0x40
 	prefixDirty    byte = 0x41
 	prefixDirtyLog byte = 0x42
+	// prefixDirtyPending marks the ingest parts whose dirty marks are in
+	// memory only, so a restart can mark their series again from the
+	// replayed Raft entries (fsm_dirty.go).
+	prefixDirtyPending byte = 0x43
 	// prefixTrackingRuns is tracking.Config.RunPrefix: the object index's
 	// runs, ingested as sstables, must sort after every other key so
 	// that they overlap nothing and land in the bottom level
@@ -89,7 +94,7 @@ const (
 )
 
 // datasetTables lists the prefixes whose keys are scoped by dataset id.
-var datasetTables = []byte{prefixStats, prefixSeries, prefixObservation, prefixTx, prefixTxPart, prefixStaged, prefixChunk, prefixForecast, prefixDirty, prefixDirtyLog}
+var datasetTables = []byte{prefixStats, prefixSeries, prefixObservation, prefixTx, prefixTxPart, prefixStaged, prefixChunk, prefixForecast, prefixDirty, prefixDirtyLog, prefixDirtyPending}
 
 var (
 	keyspaceStart = []byte{0x00}

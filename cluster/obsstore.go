@@ -684,8 +684,11 @@ func (h *cursorHeap) popTop() {
 	h.down(0)
 }
 
-// loadStaged reloads the pending blocks from Pebble (open, restore).
-func (s *Store) loadStaged() error {
+// loadStaged reloads the pending blocks from Pebble (open, restore) and
+// arms the replay gate until the newest entry that only the Raft log holds
+// in full: the newest staged pending key, or until (the newest dirty
+// pending part, loadDirty).
+func (s *Store) loadStaged(until uint64) error {
 	var blocks []*stagedBlock
 	rows := 0
 	err := s.scan(context.Background(), []byte{prefixStaged}, []byte{prefixStaged + 1}, func(k, v []byte) (bool, error) {
@@ -714,7 +717,6 @@ func (s *Store) loadStaged() error {
 	}
 	// The newest entry whose blocks only the Raft log holds: reads wait
 	// until the replay has staged it again (waitReplayed).
-	var until uint64
 	if err := s.scan(context.Background(), []byte{prefixStagedPending}, []byte{prefixStagedPending + 1}, func(k, _ []byte) (bool, error) {
 		if len(k) != 9 {
 			return false, fmt.Errorf("staged pending key %x has a bad length", k)
@@ -762,10 +764,12 @@ func (st *stage) dropLocked(dsids map[uint32]bool) {
 	st.drained.Broadcast()
 }
 
-// replayGate holds reads of observations back after a restart until the
-// Raft replay has staged again every entry with a pending key (see
-// "Volatile blocks"): until then the applied index covers rows that no
-// read could see, and a forecast fitted meanwhile would miss them.
+// replayGate holds reads of observations and dirty marks back after a
+// restart until the Raft replay has staged again every entry with a
+// pending key (see "Volatile blocks", and fsm_dirty.go): until then the
+// applied index covers rows that no read could see, and a forecast fitted
+// meanwhile would miss them. Snapshots and Close do not persist what is
+// in memory while it is closed (replaying).
 type replayGate struct {
 	mu    sync.Mutex
 	until uint64        // newest pending entry; 0 when open
@@ -809,6 +813,15 @@ func (s *Store) noteReplayed(index uint64) {
 		g.until = 0
 		close(g.done)
 	}
+}
+
+// replaying reports whether the replay after a restart is still short of
+// an entry with a pending key.
+func (s *Store) replaying() bool {
+	g := &s.replay
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.until != 0
 }
 
 // waitReplayed returns once observation reads are complete, or

@@ -44,12 +44,22 @@ const (
 // state; it is cheap, the copy happens in Persist (concurrently with later
 // applies, as Raft allows).
 func (f *FSM) Snapshot() (raft.FSMSnapshot, error) {
+	if f.store.replaying() {
+		// What only memory and the Raft log hold is incomplete until the
+		// replay is done; persisting it now would drop the pending keys
+		// of entries not yet replayed. Raft tries again later.
+		return nil, fmt.Errorf("fsm snapshot: %w", ErrReplaying)
+	}
 	if err := f.store.persistStagedObjects(); err != nil {
 		return nil, fmt.Errorf("fsm snapshot: %w", err)
 	}
 	// The snapshot must carry the staged blocks held in memory: Raft may
 	// truncate the entries they came from (obsstore.go, "Volatile blocks").
 	if err := f.store.persistVolatile(); err != nil {
+		return nil, fmt.Errorf("fsm snapshot: %w", err)
+	}
+	// And the dirty marks held in memory (fsm_dirty.go).
+	if err := f.store.persistDirty(); err != nil {
 		return nil, fmt.Errorf("fsm snapshot: %w", err)
 	}
 	return &fsmSnapshot{snap: f.store.db.NewSnapshot(), flush: f.store.flushUnlogged, logger: f.logger}, nil

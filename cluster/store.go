@@ -383,10 +383,13 @@ func (s *Store) load() error {
 	if err != nil {
 		return err
 	}
+	var replayUntil uint64
 	for _, e := range datasets {
-		if err := s.loadDirty(e); err != nil {
+		newest, err := s.loadDirty(e)
+		if err != nil {
 			return fmt.Errorf("dataset %q: dirty marks: %w", e.schema.Name, err)
 		}
+		replayUntil = max(replayUntil, newest)
 		if v, closer, err := s.db.Get(statsKey(e.id)); err == nil {
 			st := decodeStats(v)
 			_ = closer.Close()
@@ -398,7 +401,7 @@ func (s *Store) load() error {
 	if err := s.loadAlarms(); err != nil {
 		return err
 	}
-	if err := s.loadStaged(); err != nil {
+	if err := s.loadStaged(replayUntil); err != nil {
 		return err
 	}
 	s.applied.Store(applied)
@@ -418,9 +421,15 @@ func (s *Store) Close() error {
 	}
 	s.closed = true
 	s.closeFolder()
-	// Blocks held in memory go into the staged table, so the next open
-	// loads them without a Raft replay (obsstore.go, "Volatile blocks").
-	perr := s.persistVolatile()
+	// Blocks and dirty marks held in memory go into Pebble, so the next
+	// open loads them without a Raft replay (obsstore.go, "Volatile
+	// blocks"; fsm_dirty.go). Not while the replay after a restart is
+	// short of them: the pending keys of what it has not replayed yet
+	// must stay for the next one.
+	var perr error
+	if !s.replaying() {
+		perr = errors.Join(s.persistVolatile(), s.persistDirty())
+	}
 	for _, p := range []*atomic.Pointer[pebble.Batch]{&s.applyBatch, &s.foldBatch} {
 		if b := p.Swap(nil); b != nil {
 			_ = b.Close()
