@@ -83,7 +83,7 @@ type dirtyMark struct {
 // is touched by the FSM goroutine only.
 type dirtyState struct {
 	mu    sync.Mutex
-	marks map[uint64]dirtyMark
+	marks markTable
 
 	logParts int // pending parts and dirty log records since the last checkpoint
 	// What the next checkpoint must write, without reading the log back:
@@ -102,12 +102,12 @@ type dirtyState struct {
 	verifyTouched []uint64
 }
 
-func newDirtyState() *dirtyState { return &dirtyState{marks: map[uint64]dirtyMark{}} }
+func newDirtyState() *dirtyState { return &dirtyState{} }
 
 // get returns the committed mark of sid.
 func (d *dirtyState) get(sid uint64) (dirtyMark, bool) {
 	d.mu.Lock()
-	m, ok := d.marks[sid]
+	m, ok := d.marks.Get(sid)
 	d.mu.Unlock()
 	return m, ok
 }
@@ -188,16 +188,16 @@ func walkDirtyLog(v []byte, touch func(tx string, sid uint64), clear func(sid, d
 // for the touches Raft replays).
 func (d *dirtyState) replay(index uint64, v []byte) error {
 	return walkDirtyLog(v, func(tx string, sid uint64) {
-		if cur, ok := d.marks[sid]; !ok || cur.index < index {
-			d.marks[sid] = dirtyMark{index: index, tx: tx}
+		if cur, ok := d.marks.Get(sid); !ok || cur.index < index {
+			d.marks.Set(sid, dirtyMark{index: index, tx: tx})
 		}
 		if verifyDirtyCheckpoints {
 			d.verifyTouched = append(d.verifyTouched, sid)
 		}
 	}, func(sid, di uint64) {
 		d.clearedSince = append(d.clearedSince, sid)
-		if m, ok := d.marks[sid]; ok && m.index <= di {
-			delete(d.marks, sid)
+		if m, ok := d.marks.Get(sid); ok && m.index <= di {
+			d.marks.Delete(sid)
 		}
 		if d.replayClears == nil {
 			d.replayClears = map[uint64]uint64{}
@@ -214,13 +214,13 @@ func (d *dirtyState) replay(index uint64, v []byte) error {
 func (d *dirtyState) replayTouch(index uint64, tx string, sids []uint64) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	m := dirtyMark{index: index, tx: tx}
+	d.marks.SetTx(index, tx)
 	for _, sid := range sids {
 		if c, ok := d.replayClears[sid]; ok && c > index {
 			continue
 		}
-		if cur, ok := d.marks[sid]; !ok || cur.index < index {
-			d.marks[sid] = m
+		if cur, ok := d.marks.Get(sid); !ok || cur.index < index {
+			d.marks.Put(sid, index)
 		}
 	}
 	if verifyDirtyCheckpoints {
@@ -370,7 +370,7 @@ func (ac *applyCtx) checkpointDirty(e *dsEntry, index uint64) {
 		// cost up to 64 x 10,000 series ids to read and sort.
 		d := e.dirty
 		d.mu.Lock()
-		for sid, m := range d.marks {
+		for sid, m := range d.marks.All {
 			if m.index > d.cpIndex {
 				sids = append(sids, sid)
 			}
@@ -463,9 +463,9 @@ func (ac *applyCtx) publishDirty() {
 				continue
 			}
 			if m.index == 0 {
-				delete(d.marks, ref.sid)
+				d.marks.Delete(ref.sid)
 			} else {
-				d.marks[ref.sid] = m
+				d.marks.Set(ref.sid, m)
 			}
 		}
 		// The touches left are later, in apply order, than every mark
@@ -476,9 +476,9 @@ func (ac *applyCtx) publishDirty() {
 			if t.e.id != e.id {
 				continue
 			}
-			m := dirtyMark{index: t.index, tx: t.tx}
+			d.marks.SetTx(t.index, t.tx)
 			for _, sid := range t.sids {
-				d.marks[sid] = m
+				d.marks.Put(sid, t.index)
 			}
 		}
 		d.mu.Unlock()
@@ -551,7 +551,7 @@ func (s *Store) loadDirty(e *dsEntry) (uint64, error) {
 			return false, fmt.Errorf("corrupt dirty mark %x", k)
 		}
 		m := dirtyMark{index: binary.BigEndian.Uint64(v), tx: string(v[8:])}
-		d.marks[binary.BigEndian.Uint64(k[5:])] = m
+		d.marks.Set(binary.BigEndian.Uint64(k[5:]), m)
 		// With an empty log nothing changed since the checkpoint.
 		d.cpIndex = max(d.cpIndex, m.index)
 		return true, nil
@@ -668,8 +668,8 @@ func (s *Store) persistDirty() error {
 // sortedMarks returns a copy of the committed marks in series-id order.
 func (d *dirtyState) sortedMarks() []DirtyMark {
 	d.mu.Lock()
-	out := make([]DirtyMark, 0, len(d.marks))
-	for sid, m := range d.marks {
+	out := make([]DirtyMark, 0, d.marks.Len())
+	for sid, m := range d.marks.All {
 		out = append(out, DirtyMark{SeriesID: sid, Index: m.index, TxID: m.tx})
 	}
 	d.mu.Unlock()

@@ -274,7 +274,7 @@ func (s *Store) ForecastCount(ctx context.Context, dataset string) (forecasts, d
 		return 0, 0, err
 	}
 	e.dirty.mu.Lock()
-	dirty = len(e.dirty.marks)
+	dirty = e.dirty.marks.Len()
 	e.dirty.mu.Unlock()
 	return forecasts, dirty, nil
 }
