@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -566,33 +567,70 @@ func BenchmarkMergeChunkBodies(b *testing.B) {
 }
 
 // BenchmarkFoldDataset: one fold of 13 staged blocks of 10,000 series
-// each (one period per series per block, as period-major ingest stages
-// them) into a batch.
+// each out of 24,000 (one period per series per block, as period-major
+// ingest of `bench ingest`'s data stages them) into a batch.
 func BenchmarkFoldDataset(b *testing.B) {
 	s := openMemStore(b, nil)
-	const nBlocks, nSeries = 13, 10000
+	const nBlocks, nSeries, perBlock = 13, 24000, 10000
 	rng := rand.New(rand.NewPCG(1, 2))
 	sids := make([]uint64, nSeries)
 	for i := range sids {
 		sids[i] = rng.Uint64()
 	}
-	slices.Sort(sids)
 	blocks := make([]*stagedBlock, nBlocks)
 	var bb blockBuilder
 	for i := range blocks {
-		bb.reset(false, nSeries)
-		for _, sid := range sids {
+		rng.Shuffle(len(sids), func(x, y int) { sids[x], sids[y] = sids[y], sids[x] })
+		bb.reset(false, perBlock)
+		for _, sid := range slices.Sorted(slices.Values(sids[:perBlock])) {
 			bb.add(sid, biasPeriod(int32(i)), appendObsValue(nil, float64(i), []float64{9.99}, []bool{true}, "", false))
 		}
 		blocks[i] = bb.finish(1, stagedKey(1, uint64(i+1), 0))
 	}
-	var acc, tmp, val []byte
+	var fs foldScratch
 	for b.Loop() {
 		batch := s.db.NewBatch()
-		var err error
-		if acc, tmp, val, err = foldDataset(batch, blocks, acc, tmp, val); err != nil {
+		if err := foldDataset(batch, blocks, &fs); err != nil {
 			b.Fatal(err)
 		}
 		_ = batch.Close()
+	}
+}
+
+// TestFoldBySeries: the fold's grouping orders every block's series by
+// id, then block, for uniform ids and for ids that all share their top
+// bits (one bucket: the fallback sort).
+func TestFoldBySeries(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for name, id := range map[string]func() uint64{
+		"uniform":  rng.Uint64,
+		"top bits": func() uint64 { return rng.Uint64N(5000) },
+	} {
+		t.Run(name, func(t *testing.T) {
+			pool := make([]uint64, 3000)
+			for i := range pool {
+				pool[i] = id()
+			}
+			var blocks []*stagedBlock
+			var want []foldEnt
+			for bi := range 9 {
+				set := map[uint64]bool{}
+				for range 1 + rng.IntN(1500) {
+					set[pool[rng.IntN(len(pool))]] = true
+				}
+				sids := slices.Sorted(maps.Keys(set))
+				blocks = append(blocks, &stagedBlock{sids: sids})
+				for pos, sid := range sids {
+					want = append(want, foldEnt{sid: sid, blk: int32(bi), pos: int32(pos)})
+				}
+			}
+			slices.SortFunc(want, compareFoldEnts)
+			var fs foldScratch
+			for range 2 { // the second time on reused scratch
+				if got := fs.bySeries(blocks); !slices.Equal(got, want) {
+					t.Fatalf("bySeries: %d entries, differ from the sorted %d", len(got), len(want))
+				}
+			}
+		})
 	}
 }
