@@ -609,9 +609,13 @@ func foldDataset(b *pebble.Batch, blocks []*stagedBlock, fs *foldScratch) error 
 		last, ok := lastChunkPeriod(acc)
 		for _, c := range group[1:] {
 			body := blocks[c.blk].bodies[c.pos]
-			if first, _, fok := nextChunkEntry(body); ok && fok && last < first.period {
+			if first, rest, fok := nextChunkEntry(body); ok && fok && last < first.period {
 				acc = append(acc, body...)
-				last, ok = lastChunkPeriod(body)
+				// Period-major ingest stages one entry per series:
+				// then the entry just read is the last.
+				if last = first.period; len(rest) > 0 {
+					last, ok = lastChunkPeriod(rest)
+				}
 				continue
 			}
 			var err error
