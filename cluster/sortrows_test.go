@@ -7,8 +7,9 @@ import (
 )
 
 // TestSortRows compares sortRows with a comparison sort on (series,
-// period, row) for the shapes apply sees: period-major, series-major,
-// duplicates of (series, period), negative periods, small and large.
+// period, row) for the shapes apply sees: period-major, series-major
+// (short and long series), duplicates of (series, period), negative
+// periods, ids that share their top bits, small and large.
 func TestSortRows(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	ref := func(o []rowOrder) []rowOrder {
@@ -23,7 +24,7 @@ func TestSortRows(t *testing.T) {
 	sids[0], sids[1] = 0, ^uint64(0)
 	var tmp []rowOrder
 	for _, n := range []int{0, 1, 100, 255, 256, 1000, 10000} {
-		for _, shape := range []string{"period-major", "series-major", "random", "duplicates"} {
+		for _, shape := range []string{"period-major", "series-major", "long-series", "random", "duplicates", "top-bits"} {
 			order := make([]rowOrder, n)
 			for i := range order {
 				var o rowOrder
@@ -34,8 +35,12 @@ func TestSortRows(t *testing.T) {
 					o = rowOrder{sid: sids[i/40%len(sids)], period: int32(i % 40)}
 				case "random":
 					o = rowOrder{sid: rng.Uint64(), period: rng.Int32() - 1<<30}
+				case "long-series":
+					o = rowOrder{sid: sids[i/200%len(sids)], period: int32(rng.IntN(300))}
 				case "duplicates":
 					o = rowOrder{sid: sids[rng.IntN(5)], period: int32(rng.IntN(3)) - 1}
+				case "top-bits":
+					o = rowOrder{sid: rng.Uint64N(1 << 20), period: int32(rng.IntN(4))}
 				}
 				o.row = int32(i)
 				order[i] = o
@@ -58,10 +63,10 @@ func BenchmarkSortRows(b *testing.B) {
 	}
 	order := make([]rowOrder, len(in))
 	var tmp []rowOrder
-	b.Run("radix", func(b *testing.B) {
+	b.Run("buckets", func(b *testing.B) {
 		for b.Loop() {
 			copy(order, in)
-			_, tmp = sortRows(order, tmp)
+			order, tmp = sortRows(order, tmp)
 		}
 	})
 	b.Run("pdqsort", func(b *testing.B) {
