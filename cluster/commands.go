@@ -339,9 +339,12 @@ type rowSpan struct {
 	off, n int64
 }
 
-// plannedPart is one part before its header is final.
+// plannedPart is one part before its header is final. payload may live
+// in pooled (a minlz buffer), which goes back to its pool once the entry
+// is encoded.
 type plannedPart struct {
 	payload []byte
+	pooled  *[]byte
 	rows    int
 	errs    []stream.RowError
 }
@@ -399,6 +402,13 @@ func EncodeIngest(meta IngestMeta, s *stream.Schema, b *stream.Batch, maxEntry i
 		return nil, fmt.Errorf("encode ingest: max entry %d bytes leaves no room for rows", maxEntry)
 	}
 	parts, err := planRows(as, b.Records, budget)
+	defer func() {
+		for _, p := range parts {
+			if p.pooled != nil {
+				minlzBufs.Put(p.pooled)
+			}
+		}
+	}()
 	if err != nil {
 		return nil, err
 	}
@@ -482,19 +492,22 @@ func planRows(as *arrow.Schema, recs []arrow.RecordBatch, budget int) ([]planned
 	for remaining := total; remaining > 0; {
 		n := min(guess, remaining)
 		for {
-			payload, raw, err := encodeRows(as, spans(recs, ri, off, n))
+			payload, pooled, raw, err := encodeRows(as, spans(recs, ri, off, n))
 			if err != nil {
-				return nil, err
+				return parts, err
 			}
 			// fill is how full the part is: the larger of its share of
 			// the budget and of the codec's limit, in 1/1024ths (rounded
 			// up; it only steers the next guess).
 			fill := max(ceilDiv(int64(len(payload))*1024, int64(budget)), ceilDiv(int64(raw)*1024, maxRawPayload), 1)
 			if len(payload) <= budget && raw <= maxRawPayload {
-				parts = append(parts, plannedPart{payload: payload, rows: int(n)})
+				parts = append(parts, plannedPart{payload: payload, pooled: pooled, rows: int(n)})
 				// Aim for 90% next time.
 				guess = max(n*1024*9/10/fill, 1)
 				break
+			}
+			if pooled != nil {
+				minlzBufs.Put(pooled)
 			}
 			if n == 1 {
 				return nil, fmt.Errorf("encode ingest: one row takes %d bytes (%d compressed), above the %d byte budget",
@@ -582,8 +595,10 @@ func minlzBuf(n int) *[]byte {
 const maxRawPayload = minlz.MaxBlockSize
 
 // encodeRows writes the spans as an Arrow IPC stream with ingestCodec. It
-// returns the payload and the size of the uncompressed stream.
-func encodeRows(as *arrow.Schema, sp []rowSpan) ([]byte, int, error) {
+// returns the payload, the pooled buffer that holds it (nil when it is
+// its own; the caller puts it back in minlzBufs when done with the
+// payload) and the size of the uncompressed stream.
+func encodeRows(as *arrow.Schema, sp []rowSpan) ([]byte, *[]byte, int, error) {
 	buf := ipcBufs.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer ipcBufs.Put(buf)
@@ -612,33 +627,34 @@ func encodeRows(as *arrow.Schema, sp []rowSpan) ([]byte, int, error) {
 		r.Release()
 		if err != nil {
 			_ = w.Close()
-			return nil, 0, fmt.Errorf("encode ingest rows: %w", err)
+			return nil, nil, 0, fmt.Errorf("encode ingest rows: %w", err)
 		}
 	}
 	if err := w.Close(); err != nil {
-		return nil, 0, fmt.Errorf("encode ingest rows: %w", err)
+		return nil, nil, 0, fmt.Errorf("encode ingest rows: %w", err)
 	}
 	raw := buf.Len()
 	switch ingestCodec {
 	case codecZstdFrame:
-		return zstdEncoder.EncodeAll(buf.Bytes(), make([]byte, 0, raw/3)), raw, nil
+		return zstdEncoder.EncodeAll(buf.Bytes(), make([]byte, 0, raw/3)), nil, raw, nil
 	case codecMinLZ:
 		if raw > maxRawPayload {
 			// Too large for one block: report the size only, so that
 			// planRows shrinks the part.
-			return nil, raw, nil
+			return nil, nil, raw, nil
 		}
 		// Encode into a recycled buffer: a fresh one of MaxEncodedLen
-		// bytes cost more to allocate and clear than the encoding.
+		// bytes cost more to allocate and clear than the encoding. The
+		// payload stays in it until encodeEntry has copied it.
 		dst := minlzBuf(minlz.MaxEncodedLen(raw))
-		defer minlzBufs.Put(dst)
 		out, err := minlz.Encode(*dst, buf.Bytes(), minlz.LevelFastest)
 		if err != nil {
-			return nil, 0, fmt.Errorf("encode ingest rows: %w", err)
+			minlzBufs.Put(dst)
+			return nil, nil, 0, fmt.Errorf("encode ingest rows: %w", err)
 		}
-		return bytes.Clone(out), raw, nil
+		return out, dst, raw, nil
 	}
-	return bytes.Clone(buf.Bytes()), raw, nil
+	return bytes.Clone(buf.Bytes()), nil, raw, nil
 }
 
 // decodeRows decodes an ingest payload into records allocated from mem; the
