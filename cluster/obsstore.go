@@ -92,7 +92,12 @@ import (
 //     the volatile blocks into the staged table and deletes every pending
 //     key. A snapshot then carries them (a follower installing it has no
 //     log to restage from, and Raft may truncate the log below it), and
-//     they are reloaded on open like blocks of earlier versions.
+//     they are reloaded on open like blocks of earlier versions. Not
+//     while the replay is still short of a pending key: a snapshot is
+//     then refused (Raft retries it later) and Close leaves the keys for
+//     the next replay, since deleting them would lose the blocks of the
+//     entries not yet replayed.
+//   - Ingest parts' dirty marks follow the same scheme (fsm_dirty.go).
 //   - A dataset dropped with pending blocks leaves pending keys behind;
 //     a restage skips entries of datasets that no longer exist, and the
 //     first fold past them, or persistVolatile, deletes the keys.
