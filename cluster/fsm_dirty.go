@@ -365,9 +365,10 @@ func (ac *applyCtx) checkpointDirty(e *dsEntry, index uint64) {
 	var sids []uint64
 	if w.checkpointed[e.id] == 0 {
 		// Marks changed by earlier batches since the last checkpoint (this
-		// batch's are in the overlay): the series the log names, found
-		// from the committed marks instead of reading the log back, which
-		// cost up to 64 x 10,000 series ids to read and sort.
+		// batch's are in the overlay), found from the committed marks: the
+		// pending parts' series are only in the Raft log, and reading the
+		// old touch records back cost up to 64 x 10,000 series ids to read
+		// and sort.
 		d := e.dirty
 		d.mu.Lock()
 		for sid, m := range d.marks.All {
