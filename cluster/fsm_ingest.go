@@ -422,17 +422,16 @@ func compareRows(a, b rowOrder) int {
 }
 
 // sortRows sorts order by (series id, period), keeping the rows of equal
-// keys in their given order (body order: the rows are built in it), and
-// returns the sorted slice and the other buffer (order and tmp must not
-// overlap) for reuse. Series ids are
-// uniform hashes (stream.SeriesID), so a counting sort into buckets of
-// about four rows by the ids' top bits does nearly all the ordering in two
-// passes, and each bucket takes an insertion sort (stable) or, past 48
-// rows (a series with many periods in the body, or ids crafted to share
-// their top bits), a comparison sort that breaks ties on the row. On a
-// period-major 10,000-row record that is 49 us against 164 for the
-// byte-wise radix sort it replaced and 890 for a comparison sort
-// (BenchmarkSortRows).
+// keys in row order (the given order: writeRows builds order in it), and
+// returns the sorted slice and the other buffer for reuse (order and tmp
+// must not overlap). Series ids are uniform hashes (stream.SeriesID), so
+// a counting sort into buckets of about four rows by the ids' top bits
+// does nearly all the ordering in two passes; each bucket then takes an
+// insertion sort (stable) or, past 48 rows (a series with many periods in
+// the body, or ids crafted to share their top bits), a comparison sort
+// that breaks ties on the row. On a period-major 10,000-row record that
+// is 49 us, against 164 for the byte-wise radix sort it replaced and 890
+// for a comparison sort (BenchmarkSortRows).
 func sortRows(order, tmp []rowOrder) (sorted, spare []rowOrder) {
 	n := len(order)
 	if n < 256 {
