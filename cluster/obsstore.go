@@ -725,7 +725,8 @@ func compareFoldEnts(a, b foldEnt) int {
 // loadStaged reloads the pending blocks from Pebble (open, restore) and
 // arms the replay gate until the newest entry that only the Raft log holds
 // in full: the newest staged pending key, or until (the newest dirty
-// pending part, loadDirty).
+// pending part, loadDirty); persisting also waits for the newest object
+// pending key.
 func (s *Store) loadStaged(until uint64) error {
 	var blocks []*stagedBlock
 	rows := 0
@@ -754,17 +755,28 @@ func (s *Store) loadStaged(until uint64) error {
 		return err
 	}
 	// The newest entry whose blocks only the Raft log holds: reads wait
-	// until the replay has staged it again (waitReplayed).
-	if err := s.scan(context.Background(), []byte{prefixStagedPending}, []byte{prefixStagedPending + 1}, func(k, _ []byte) (bool, error) {
-		if len(k) != 9 {
-			return false, fmt.Errorf("staged pending key %x has a bad length", k)
-		}
-		until = max(until, binary.BigEndian.Uint64(k[1:]))
-		return true, nil
-	}); err != nil {
+	// until the replay has staged it again (waitReplayed). Persisting
+	// also waits for the object index's (tracking pending keys).
+	newest := func(prefix byte) (uint64, error) {
+		var n uint64
+		err := s.scan(context.Background(), []byte{prefix}, []byte{prefix + 1}, func(k, _ []byte) (bool, error) {
+			if len(k) != 9 {
+				return false, fmt.Errorf("pending key %x has a bad length", k)
+			}
+			n = max(n, binary.BigEndian.Uint64(k[1:]))
+			return true, nil
+		})
+		return n, err
+	}
+	staged, err := newest(prefixStagedPending)
+	if err != nil {
 		return err
 	}
-	s.armReplay(until)
+	objects, err := newest(prefixTrackPending)
+	if err != nil {
+		return err
+	}
+	s.armReplay(max(until, staged), objects)
 	st := s.stage
 	st.mu.Lock()
 	st.pubMu.Lock()
@@ -807,11 +819,14 @@ func (st *stage) dropLocked(dsids map[uint32]bool) {
 // pending key (see "Volatile blocks", and fsm_dirty.go): until then the
 // applied index covers rows that no read could see, and a forecast fitted
 // meanwhile would miss them. Snapshots and Close do not persist what is
-// in memory while it is closed (replaying).
+// in memory until the replay has also passed the newest entry with an
+// object-index pending key (persistUntil; replaying): reads do not wait
+// for those, since a clean Close leaves them behind.
 type replayGate struct {
-	mu    sync.Mutex
-	until uint64        // newest pending entry; 0 when open
-	done  chan struct{} // closed when open
+	mu           sync.Mutex
+	until        uint64        // newest pending entry reads wait for; 0 when open
+	done         chan struct{} // closed when open
+	persistUntil uint64        // newest pending entry of any kind; 0 when passed
 }
 
 // replayWait bounds how long a read waits for the replay before it
@@ -819,11 +834,13 @@ type replayGate struct {
 const replayWait = 10 * time.Second
 
 // armReplay closes the gate until the entry at index until is replayed
-// (open at once for 0).
-func (s *Store) armReplay(until uint64) {
+// (open at once for 0), and holds persisting back until the entry at
+// max(until, persistUntil) is.
+func (s *Store) armReplay(until, persistUntil uint64) {
 	g := &s.replay
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	g.persistUntil = max(until, persistUntil)
 	// Invariant after the first call: until == 0 exactly when done is
 	// closed.
 	open := g.done != nil && g.until == 0
@@ -851,15 +868,19 @@ func (s *Store) noteReplayed(index uint64) {
 		g.until = 0
 		close(g.done)
 	}
+	if index >= g.persistUntil {
+		g.persistUntil = 0
+	}
 }
 
 // replaying reports whether the replay after a restart is still short of
-// an entry with a pending key.
+// an entry with a pending key of any kind: what memory holds is not
+// complete yet, and persisting it would drop the keys of the rest.
 func (s *Store) replaying() bool {
 	g := &s.replay
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.until != 0
+	return g.until != 0 || g.persistUntil != 0
 }
 
 // waitReplayed returns once observation reads are complete, or

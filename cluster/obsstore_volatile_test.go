@@ -244,3 +244,40 @@ func TestVolatileBlocksPersisted(t *testing.T) {
 		t.Errorf("%d staged blocks after the fold, want 0", got)
 	}
 }
+
+// TestSnapshotWaitsForObjectReplay: a clean Close leaves the object
+// index's pending keys (its staged calls are rebuilt from the Raft log),
+// so after a reopen a snapshot waits for the replay: taken before it, the
+// snapshot would carry neither the calls nor a log to restage them from.
+func TestSnapshotWaitsForObjectReplay(t *testing.T) {
+	fx := newVolatileFixture(t)
+	s := fx.open(nil)
+	NewFSM(s, testLogger(t)).ApplyBatch(fx.logs)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = fx.open(nil)
+	t.Cleanup(func() { _ = s.Close() })
+	pending := countKeys(t, s, prefixTrackPending)
+	if pending == 0 {
+		t.Fatal("no object pending keys after Close: the test would test nothing")
+	}
+	// Reads do not wait for the object calls ...
+	if err := s.waitReplayed(t.Context()); err != nil {
+		t.Fatalf("reads after a clean reopen: %v", err)
+	}
+	// ... but a snapshot does.
+	f := NewFSM(s, testLogger(t))
+	if _, err := f.Snapshot(); !errors.Is(err, ErrReplaying) {
+		t.Fatalf("snapshot before the replay: %v, want ErrReplaying", err)
+	}
+	f.ApplyBatch(fx.logs)
+	snap, err := f.Snapshot()
+	if err != nil {
+		t.Fatalf("snapshot after the replay: %v", err)
+	}
+	snap.Release()
+	if got := countKeys(t, s, prefixTrackPending); got != 0 {
+		t.Errorf("%d object pending keys after the snapshot, want 0 (of %d)", got, pending)
+	}
+}
