@@ -644,35 +644,23 @@ func foldDataset(b *pebble.Batch, blocks []*stagedBlock, fs *foldScratch) error 
 }
 
 // bySeries returns the (series, block, body) of every block's series
-// ordered by series id, then block (apply order). Series ids are uniform
-// hashes (stream.SeriesID), so a counting sort into buckets of about four
-// by the ids' top bits does nearly all the ordering in two passes, and
-// sorting each bucket is a handful of compares. A k-way heap merge of the
-// blocks' sorted lists cost four times as much (6% of a node's CPU); ids
-// crafted to share their top bits only make the bucket sorts O(n log n).
+// ordered by series id, then block (apply order): a counting sort on the
+// ids' top bits (sidbuckets.go), then per bucket an insertion sort, or a
+// comparison sort past 32 entries. A k-way heap merge of the blocks'
+// sorted lists cost four times as much (6% of a node's CPU).
 func (fs *foldScratch) bySeries(blocks []*stagedBlock) []foldEnt {
 	n := 0
 	for _, blk := range blocks {
 		n += len(blk.sids)
 	}
-	bits := 1
-	for bits < 24 && 4<<bits < n {
-		bits++
-	}
-	shift := 64 - bits
-	if cap(fs.counts) < 1<<bits+1 {
-		fs.counts = make([]int32, 1<<bits+1)
-	}
-	counts := fs.counts[:1<<bits+1]
-	clear(counts)
+	shift, counts := sidBuckets(n, 24, fs.counts)
+	fs.counts = counts
 	for _, blk := range blocks {
 		for _, sid := range blk.sids {
 			counts[sid>>shift+1]++
 		}
 	}
-	for i := 1; i < len(counts); i++ {
-		counts[i] += counts[i-1]
-	}
+	bucketStarts(counts)
 	if cap(fs.ents) < n {
 		fs.ents = make([]foldEnt, n)
 	}
@@ -686,20 +674,7 @@ func (fs *foldScratch) bySeries(blocks []*stagedBlock) []foldEnt {
 			counts[k]++
 		}
 	}
-	// counts[k] is now the end of bucket k.
-	lo := int32(0)
-	for _, hi := range counts[:len(counts)-1] {
-		switch {
-		case hi-lo <= 1:
-		case hi-lo <= 32:
-			// Stable by series: the scatter left each series' bodies
-			// in block order.
-			insertionSortFoldEnts(ents[lo:hi])
-		default:
-			slices.SortFunc(ents[lo:hi], compareFoldEnts)
-		}
-		lo = hi
-	}
+	sortBuckets(ents, counts, 32, insertionSortFoldEnts, func(e []foldEnt) { slices.SortFunc(e, compareFoldEnts) })
 	return ents
 }
 
