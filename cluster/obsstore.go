@@ -697,12 +697,8 @@ func compareFoldEnts(a, b foldEnt) int {
 	return cmp.Compare(a.blk, b.blk)
 }
 
-// loadStaged reloads the pending blocks from Pebble (open, restore) and
-// arms the replay gate until the newest entry that only the Raft log holds
-// in full: the newest staged pending key, or until (the newest dirty
-// pending part, loadDirty); persisting also waits for the newest object
-// pending key.
-func (s *Store) loadStaged(until uint64) error {
+// loadStaged reloads the pending blocks from Pebble (open, restore).
+func (s *Store) loadStaged() error {
 	var blocks []*stagedBlock
 	rows := 0
 	err := s.scan(context.Background(), []byte{prefixStaged}, []byte{prefixStaged + 1}, func(k, v []byte) (bool, error) {
@@ -729,29 +725,6 @@ func (s *Store) loadStaged(until uint64) error {
 	}); err != nil {
 		return err
 	}
-	// The newest entry whose blocks only the Raft log holds: reads wait
-	// until the replay has staged it again (waitReplayed). Persisting
-	// also waits for the object index's (tracking pending keys).
-	newest := func(prefix byte) (uint64, error) {
-		var n uint64
-		err := s.scan(context.Background(), []byte{prefix}, []byte{prefix + 1}, func(k, _ []byte) (bool, error) {
-			if len(k) != 9 {
-				return false, fmt.Errorf("pending key %x has a bad length", k)
-			}
-			n = max(n, binary.BigEndian.Uint64(k[1:]))
-			return true, nil
-		})
-		return n, err
-	}
-	staged, err := newest(prefixStagedPending)
-	if err != nil {
-		return err
-	}
-	objects, err := newest(prefixTrackPending)
-	if err != nil {
-		return err
-	}
-	s.armReplay(max(until, staged), objects)
 	st := s.stage
 	st.mu.Lock()
 	st.pubMu.Lock()
@@ -802,6 +775,34 @@ type replayGate struct {
 	until        uint64        // newest pending entry reads wait for; 0 when open
 	done         chan struct{} // closed when open
 	persistUntil uint64        // newest pending entry of any kind; 0 when passed
+}
+
+// armReplayAfterLoad arms the replay gate (Store.load): reads wait for
+// the newest entry whose staged blocks or dirty marks (dirty: the newest
+// dirty pending part, loadDirty) only the Raft log holds, and persisting
+// also for the newest with object-index calls (tracking pending keys).
+func (s *Store) armReplayAfterLoad(dirty uint64) error {
+	newest := func(prefix byte) (uint64, error) {
+		var n uint64
+		err := s.scan(context.Background(), []byte{prefix}, []byte{prefix + 1}, func(k, _ []byte) (bool, error) {
+			if len(k) != 9 {
+				return false, fmt.Errorf("pending key %x has a bad length", k)
+			}
+			n = max(n, binary.BigEndian.Uint64(k[1:]))
+			return true, nil
+		})
+		return n, err
+	}
+	staged, err := newest(prefixStagedPending)
+	if err != nil {
+		return err
+	}
+	objects, err := newest(prefixTrackPending)
+	if err != nil {
+		return err
+	}
+	s.armReplay(max(dirty, staged), objects)
+	return nil
 }
 
 // replayWait bounds how long a read waits for the replay before it

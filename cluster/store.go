@@ -401,7 +401,10 @@ func (s *Store) load() error {
 	if err := s.loadAlarms(); err != nil {
 		return err
 	}
-	if err := s.loadStaged(replayUntil); err != nil {
+	if err := s.loadStaged(); err != nil {
+		return err
+	}
+	if err := s.armReplayAfterLoad(replayUntil); err != nil {
 		return err
 	}
 	s.applied.Store(applied)
