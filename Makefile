@@ -38,8 +38,10 @@ fmt:
 # against a local node over h1/h2/h3, appended to bench/RESULTS.md: first
 # with zstd bodies (the default of push and bench, as clients send them),
 # then the same without compression, for the record. The h3 Arrow run is
-# repeated with 16 requests in flight: at 8 the node idles 10-15% waiting
-# on the Raft log's fsyncs (bench/RESULTS.md, session 19:35-20:45).
+# repeated with 16 requests in flight: at 8 the box idles 10-15%
+# (bench/RESULTS.md, sessions 19:35-20:45 and 21:08). The Arrow rows also
+# report the run after a 1 s warm-up (--warmup; QUIC slow start and the
+# node's first memtables), beside the whole run's figures.
 BENCH_INGEST = ./$(BIN) bench ingest --local --batch 10000 --concurrency 8 --pregen 16 --quiet --results bench/RESULTS.md
 bench: build
 	mkdir -p bench/out
@@ -48,8 +50,8 @@ bench: build
 	$(GO) test -run '^$$' -bench 'AutoETS|Theta$$|Croston|Engine' -cpu 1,2 ./forecast/
 	$(BENCH_INGEST) --proto h1 --format ndjson --rows 4000000 --json bench/out/h1-ndjson.json
 	$(BENCH_INGEST) --proto h3 --format ndjson --rows 4000000 --json bench/out/h3-ndjson.json
-	$(BENCH_INGEST) --proto h3 --format arrow --rows 6000000 --json bench/out/h3-arrow.json --plot bench/out/h3-arrow.svg
-	$(BENCH_INGEST) --proto h3 --format arrow --rows 6000000 --concurrency 16 --json bench/out/h3-arrow-c16.json
+	$(BENCH_INGEST) --proto h3 --format arrow --rows 6000000 --warmup 1s --json bench/out/h3-arrow.json --plot bench/out/h3-arrow.svg
+	$(BENCH_INGEST) --proto h3 --format arrow --rows 6000000 --concurrency 16 --warmup 1s --json bench/out/h3-arrow-c16.json
 	$(BENCH_INGEST) --proto h3 --format ndjson --rows 6000000 --rate 50% --calibrate 5s --slowest 10 --json bench/out/h3-ndjson-rate50.json --plot bench/out/h3-ndjson-rate50.svg
 	$(BENCH_INGEST) --proto h2 --format csv --rows 4000000 --json bench/out/h2-csv.json
 	$(BENCH_INGEST) --compress none --proto h1 --format ndjson --rows 2000000 --json bench/out/h1-ndjson-raw.json

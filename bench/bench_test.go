@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"image/png"
 	"io"
+	"math"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -186,6 +187,67 @@ func TestRun(t *testing.T) {
 	}
 }
 
+// TestRunWarmup checks the steady window: a fake node that answers
+// slowly for its first 200 ms, a 300 ms warm-up. The slow acks are all in
+// the warm-up, so the steady window has none of them, its acks and rows
+// add up, and its node CPU is the third sample of the fake (start, end of
+// the warm-up, end) minus the second.
+func TestRunWarmup(t *testing.T) {
+	var first time.Time
+	var mu sync.Mutex
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		if first.IsZero() {
+			first = time.Now()
+		}
+		slow := time.Since(first) < 200*time.Millisecond
+		mu.Unlock()
+		if slow {
+			time.Sleep(40 * time.Millisecond)
+		}
+		_ = json.NewEncoder(w).Encode(map[string]any{"tx_id": "t", "accepted": bytes.Count(b, []byte("\n")), "rejected": 0, "errors": []any{}})
+	}))
+	defer srv.Close()
+	c, _ := client.New(client.Config{Addrs: []string{srv.URL}, Backoff: time.Millisecond})
+	cfg := Config{Client: c, Dataset: "ds", Duration: 700 * time.Millisecond, Batch: 100, Concurrency: 2,
+		Warmup: 300 * time.Millisecond, NodeCPU: fakeNodeCPU()}
+	rep, err := Run(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := rep.Steady
+	if st == nil {
+		t.Fatalf("no steady window: %+v", rep)
+	}
+	if st.WarmupS != 0.3 || math.Abs(st.ElapsedS-(rep.ElapsedS-0.3)) > 1e-6 || st.RowsAcked <= 0 || st.RowsAcked >= rep.RowsAcked ||
+		st.LatencyMs.Count*100 != st.RowsAcked || st.RowsPerS != float64(st.RowsAcked)/st.ElapsedS {
+		t.Errorf("steady %+v of run %+v: want the acks after 0.3 s over the time left", st, rep)
+	}
+	if rep.LatencyMs.Max < 40 || st.LatencyMs.Max >= 40 || st.RowsPerS <= rep.RowsPerS {
+		t.Errorf("max latency: run %.1f ms, steady %.1f ms; rows/s run %.0f, steady %.0f: want the slow start in the warm-up only",
+			rep.LatencyMs.Max, st.LatencyMs.Max, rep.RowsPerS, st.RowsPerS)
+	}
+	if st.CPU == nil || st.CPU.NodeS != 2 || rep.CPU.NodeS != 4 {
+		t.Errorf("cpu: steady %+v, run %+v: want 2 s and 4 s of the fake's samples", st.CPU, rep.CPU)
+	}
+	var table bytes.Buffer
+	if err := rep.WriteTable(&table); err != nil || !strings.Contains(table.String(), "after warm-up") || !strings.Contains(table.String(), " 0.3s: ") {
+		t.Errorf("table (%v):\n%s", err, table.String())
+	}
+	// A warm-up the run never gets past reports no window.
+	rep, err = Run(t.Context(), Config{Client: c, Dataset: "ds", Rows: 300, Batch: 100, Warmup: time.Hour})
+	if err != nil || rep.Steady != nil || rep.RowsAcked != 300 {
+		t.Errorf("warm-up longer than the run: steady %+v, %v", rep.Steady, err)
+	}
+	for _, bad := range []Config{{Warmup: -time.Second}, {Duration: time.Second, Warmup: time.Second}} {
+		bad.Client, bad.Dataset = c, "ds"
+		if _, err := Run(t.Context(), bad); err == nil || !strings.Contains(err.Error(), "warmup") {
+			t.Errorf("warmup %v of a %v run: got %v, want an error naming it", bad.Warmup, bad.Duration, err)
+		}
+	}
+}
+
 // checkSlowest checks Report.Slowest of a run against TestRun's fake
 // node: n entries, slowest first, each split into parts that add up to
 // its latency, with the fake's 2 ms validate and 1 ms commit.
@@ -269,5 +331,13 @@ func TestAppendResult(t *testing.T) {
 	if !strings.HasPrefix(s, other) || strings.Count(s, "| h3 | ndjson |") != 3 || strings.Count(s, resultsHeading) != 1 ||
 		strings.Index(s, "`cmd3`") > strings.Index(s, "## Later") {
 		t.Errorf("RESULTS.md:\n%s", s)
+	}
+	// A run with a warm-up shows its steady rows/s beside the whole run's.
+	rep.RowsPerS, rep.Steady = 1000, &Steady{WarmupS: 1, RowsPerS: 1500}
+	if err := AppendResult(path, rep, "cmd4"); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ = os.ReadFile(path); !strings.Contains(string(b), "| 5 | 1000 (1500 after 1s) |") {
+		t.Errorf("RESULTS.md with a warm-up:\n%s", b)
 	}
 }

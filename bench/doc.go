@@ -20,7 +20,9 @@
 // default; with Config.Rate the batches are scheduled at fixed intervals
 // and latency counts from the scheduled time (no coordinated omission).
 // Throughput is acked rows (accepted + rejected) over the wall time from
-// the first send to the last ack. Batch generation runs on the sending
+// the first send to the last ack. Config.Warmup adds the same figures for
+// the acks after a warm-up (the first second runs slower: QUIC slow start,
+// the node's first memtables, heap growth), beside the whole run's. Batch generation runs on the sending
 // goroutines (it costs client CPU) unless Config.Pregen is set.
 // Config.Compress "zstd" sends the bodies compressed, as a client on a real
 // network would (the node decodes Content-Encoding: zstd).
@@ -63,6 +65,11 @@
 //	                         node's tracking log (upload and after-append compare
 //	                         the two clocks: exact on one machine), or note
 //	                         when the lookup failed
+//	steady          object   with Config.Warmup only (absent when the run ended
+//	                         first): the acks after the warm-up, over the time
+//	                         left: warmup_s, elapsed_s, rows_acked, bytes_acked,
+//	                         rows_per_s, mb_per_s, latency_ms (as above), cpu
+//	                         (as above, sampled at the warm-up's end)
 //
 // # Output
 //

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
 )
 
 // SchemaVersion is the version of the Report JSON; it changes only when a
@@ -48,6 +50,42 @@ type Report struct {
 	// Slowest are the slowest acks, slowest first, split by the node's
 	// tracking log (Config.Slowest); absent when not asked for.
 	Slowest []SlowAck `json:"slowest,omitempty"`
+
+	// Steady is the run after its warm-up (Config.Warmup); absent
+	// without one, or when the run ended before it did.
+	Steady *Steady `json:"steady,omitempty"`
+}
+
+// Steady is the part of a run after its first WarmupS seconds: the acks
+// that came back after the warm-up, over the time left.
+type Steady struct {
+	WarmupS    float64 `json:"warmup_s"`
+	ElapsedS   float64 `json:"elapsed_s"`
+	RowsAcked  int64   `json:"rows_acked"`
+	BytesAcked int64   `json:"bytes_acked"`
+	RowsPerS   float64 `json:"rows_per_s"`
+	MBPerS     float64 `json:"mb_per_s"`
+	LatencyMs  Latency `json:"latency_ms"`
+	CPU        *CPUUse `json:"cpu,omitempty"`
+}
+
+// steadyWindow summarises r's acks after the warm-up of a run that
+// lasted elapsed.
+func steadyWindow(warmup, elapsed time.Duration, r *recorder) *Steady {
+	el := (elapsed - warmup).Seconds()
+	return &Steady{WarmupS: warmup.Seconds(), ElapsedS: el, RowsAcked: r.steadyRows, BytesAcked: r.steadyBytes,
+		RowsPerS: float64(r.steadyRows) / max(el, 1e-9), MBPerS: float64(r.steadyBytes) / 1e6 / max(el, 1e-9),
+		LatencyMs: latency(r.steady)}
+}
+
+// latency summarises h.
+func latency(h *hdrhistogram.Histogram) Latency {
+	n := h.TotalCount()
+	if n == 0 {
+		return Latency{}
+	}
+	return Latency{Count: n, Min: ms(h.Min()), Mean: h.Mean() / 1000, P50: ms(h.ValueAtQuantile(50)),
+		P90: ms(h.ValueAtQuantile(90)), P99: ms(h.ValueAtQuantile(99)), P999: ms(h.ValueAtQuantile(99.9)), Max: ms(h.Max())}
 }
 
 // CPUUse is the CPU time a run cost: the bench client's own process, and
@@ -123,11 +161,7 @@ func buildReport(cfg Config, r *recorder, start time.Time, elapsed time.Duration
 	if rep.ErrorLog == nil {
 		rep.ErrorLog = []string{}
 	}
-	h := r.total
-	if n := h.TotalCount(); n > 0 {
-		rep.LatencyMs = Latency{Count: n, Min: ms(h.Min()), Mean: h.Mean() / 1000, P50: ms(h.ValueAtQuantile(50)),
-			P90: ms(h.ValueAtQuantile(90)), P99: ms(h.ValueAtQuantile(99)), P999: ms(h.ValueAtQuantile(99.9)), Max: ms(h.Max())}
-	}
+	rep.LatencyMs = latency(r.total)
 	return rep
 }
 
@@ -160,6 +194,18 @@ func (r *Report) WriteTable(w io.Writer) error {
 			line += fmt.Sprintf(", node %.2f s (%.3f us/row)", u.NodeS, u.NodeUsPerRow)
 		}
 		fmt.Fprintf(tw, "cpu\t%s\n", line)
+	}
+	if st := r.Steady; st != nil {
+		line := fmt.Sprintf("%.0f rows/s, %.1f MB/s, p50 %.1f  p99 %.1f ms (%d acks)", st.RowsPerS, st.MBPerS,
+			st.LatencyMs.P50, st.LatencyMs.P99, st.LatencyMs.Count)
+		if u := st.CPU; u != nil {
+			line += fmt.Sprintf("; client %.3f", u.ClientUsPerRow)
+			if u.NodeS > 0 {
+				line += fmt.Sprintf(", node %.3f", u.NodeUsPerRow)
+			}
+			line += " us/row"
+		}
+		fmt.Fprintf(tw, "after warm-up\t%gs: %s\n", st.WarmupS, line)
 	}
 	fmt.Fprintf(tw, "batches\t%d acked of %d, %d errors, %d retries, %d replayed\n", r.BatchesAcked, r.Batches, r.Errors, r.Retries, r.Replayed)
 	for i, e := range r.ErrorLog {

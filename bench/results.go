@@ -31,9 +31,14 @@ func AppendResult(path string, r *Report, command string) error {
 		}
 	}
 	l := r.LatencyMs
-	row := fmt.Sprintf("| %s | %s | %s | %d | %d | %s | %d | %.0f | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d | %d | `%s` |\n",
+	// The whole run's rows/s; after a warm-up, the steady figure too.
+	perS := fmt.Sprintf("%.0f", r.RowsPerS)
+	if st := r.Steady; st != nil {
+		perS += fmt.Sprintf(" (%.0f after %gs)", st.RowsPerS, st.WarmupS)
+	}
+	row := fmt.Sprintf("| %s | %s | %s | %d | %d | %s | %d | %s | %.1f | %.1f | %.1f | %.1f | %.1f | %.1f | %d | %d | `%s` |\n",
 		r.Started.Format("2006-01-02 15:04"), r.Config.Labels["proto"], r.Config.Format, r.Config.Batch, r.Config.Concurrency,
-		rate, r.RowsAcked, r.RowsPerS, r.MBPerS, l.P50, l.P90, l.P99, l.P999, l.Max, r.Errors, r.Retries, command)
+		rate, r.RowsAcked, perS, r.MBPerS, l.P50, l.P90, l.P99, l.P999, l.Max, r.Errors, r.Retries, command)
 
 	text := string(old)
 	i := strings.Index(text, resultsHeading)

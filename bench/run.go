@@ -55,6 +55,12 @@ type Config struct {
 	// Bodies are compressed at the client's cost (pre-generated ones once),
 	// and the report's bytes are the compressed bytes on the wire.
 	Compress string
+	// Warmup, when > 0, also reports the run after its first Warmup
+	// (Report.Steady): throughput, ack latency and CPU of the acks that
+	// came back after it, without the start-up (QUIC slow start, the
+	// node's first memtables and heap growth). The whole-run figures
+	// stay as they are.
+	Warmup time.Duration
 	// Interval is the timeline bucket. Default 1s.
 	Interval time.Duration
 	// Labels are copied into the report's config (targets, proto, ...).
@@ -111,6 +117,12 @@ func (c Config) withDefaults() (Config, error) {
 	default:
 		return c, fmt.Errorf("bench: compress %q: want zstd or none", c.Compress)
 	}
+	if c.Warmup < 0 {
+		return c, fmt.Errorf("bench: warmup %v is negative", c.Warmup)
+	}
+	if c.Duration > 0 && c.Rows <= 0 && c.Warmup >= c.Duration {
+		return c, fmt.Errorf("bench: warmup %v leaves nothing of the %v run", c.Warmup, c.Duration)
+	}
 	if c.Slowest < 0 || c.Slowest > maxSlowest {
 		return c, fmt.Errorf("bench: slowest %d: want 0 to %d", c.Slowest, maxSlowest)
 	}
@@ -137,6 +149,10 @@ type recorder struct {
 	// slowN > 0 keeps the slowN slowest acks in slow (Config.Slowest).
 	slowN int
 	slow  []slowEntry
+	// With Config.Warmup, acks at or after warmEnd also go to steady.
+	warmEnd                 time.Time
+	steady                  *hdrhistogram.Histogram
+	steadyRows, steadyBytes int64
 }
 
 // ack records an acked batch: seq, scheduled (or sent, in a closed
@@ -158,6 +174,11 @@ func (r *recorder) ack(seq int64, sched, sent, end time.Time, res *client.Ingest
 	r.ackedBatches++
 	r.bucketRows += rows
 	r.bucketBytes += int64(bytes)
+	if r.steady != nil && !end.Before(r.warmEnd) {
+		_ = r.steady.RecordValue(min(us, histMax))
+		r.steadyRows += rows
+		r.steadyBytes += int64(bytes)
+	}
 	if res.Replayed {
 		r.replays++
 	}
@@ -239,6 +260,29 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	retries0 := cfg.Client.Stats().Retries
 	cpu0 := sampleCPU(cfg.NodeCPU)
 	start := time.Now()
+	// The CPU sample at the end of the warm-up, taken by a timer
+	// goroutine; warm.done is closed once it is taken, or once the run
+	// (runEnded) ended first.
+	var warm struct {
+		sample cpuSample
+		taken  bool
+		done   chan struct{}
+	}
+	runEnded := make(chan struct{})
+	if cfg.Warmup > 0 {
+		rec.warmEnd, rec.steady = start.Add(cfg.Warmup), newHist()
+		warm.done = make(chan struct{})
+		go func() {
+			defer close(warm.done)
+			t := time.NewTimer(cfg.Warmup)
+			defer t.Stop()
+			select {
+			case <-runEnded:
+			case <-t.C:
+				warm.sample, warm.taken = sampleCPU(cfg.NodeCPU), true
+			}
+		}()
+	}
 	interval := time.Duration(0)
 	if cfg.Rate > 0 {
 		interval = time.Duration(float64(cfg.Batch) / cfg.Rate * float64(time.Second))
@@ -356,6 +400,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	})
 	wg.Wait()
 	elapsed := time.Since(start)
+	close(runEnded)
+	if warm.done != nil {
+		<-warm.done // its CPU sample is not taken beside the last one
+	}
 	cpu1 := sampleCPU(cfg.NodeCPU)
 	close(done)
 	tickWG.Wait()
@@ -368,6 +416,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rec.batches = rec.ackedBatches + rec.errs
 	rep := buildReport(cfg, rec, start, elapsed, sentRows.Load(), sentBytes.Load(), cfg.Client.Stats().Retries-retries0)
 	rep.CPU = cpuUse(cpu0, cpu1, rep.RowsAcked)
+	if warm.done != nil {
+		if warm.taken && rec.steadyRows > 0 {
+			rep.Steady = steadyWindow(cfg.Warmup, elapsed, rec)
+			rep.Steady.CPU = cpuUse(warm.sample, cpu1, rec.steadyRows)
+		}
+	}
 	if len(rec.slow) > 0 {
 		// After the CPU sample: the lookups are not part of the run.
 		rep.Slowest = explainSlow(context.WithoutCancel(ctx), cfg.Client, rec.slow)

@@ -60,6 +60,7 @@ type benchIngestOpts struct {
 	quiet       bool
 	cpuProfile  string
 	slowest     int
+	warmup      time.Duration
 }
 
 func newBenchIngestCmd() *cobra.Command {
@@ -90,6 +91,11 @@ between runs than it does.
 --rate caps the offered load (rows/s, open loop: latency counts from the
 scheduled send time). --rate 50% first runs --calibrate at full speed and
 then runs at that fraction of the measured throughput.
+
+--warmup D also reports the run after its first D (QUIC slow start, the
+node's first memtables and heap growth are in the first second):
+throughput, ack latency and CPU per row of the acks after it, beside the
+whole run's figures, which stay as they are.
 
 --slowest N explains the tail: after the run it looks up the N slowest
 acks in the node's tracking log and splits each into queue (behind the
@@ -131,6 +137,7 @@ setup error.`,
 	fs.StringVar(&o.plotOut, "plot", "", "draw throughput and latency over time to FILE (.svg or .png)")
 	fs.StringVar(&o.results, "results", "", "append a row to the markdown results table in FILE (bench/RESULTS.md)")
 	fs.BoolVar(&o.quiet, "quiet", false, "no per-second progress lines on stderr")
+	fs.DurationVar(&o.warmup, "warmup", 0, "also report throughput, latency and CPU of the acks after this warm-up (the whole run's figures stay)")
 	fs.IntVar(&o.slowest, "slowest", 0, "after the run, split the N slowest acks by the node's tracking log (upload, validate, commit, after-append)")
 	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of this client process during the run (pregeneration included) to FILE")
 	return cmd
@@ -147,6 +154,9 @@ func runBenchIngest(ctx context.Context, o *benchIngestOpts, stdout, stderr io.W
 	}
 	if o.rows > 0 && o.duration > 0 {
 		return setup("give --rows or --duration, not both")
+	}
+	if o.warmup < 0 || o.duration > 0 && o.warmup >= o.duration {
+		return setup("--warmup %v: want a positive duration shorter than the run", o.warmup)
 	}
 	var enc bench.Encoder
 	var ct string
@@ -212,7 +222,7 @@ func runBenchIngest(ctx context.Context, o *benchIngestOpts, stdout, stderr io.W
 	}
 	cfg := bench.Config{Client: c, Dataset: o.dataset, Format: o.format, ContentType: ct, Encode: enc,
 		Rows: o.rows, Duration: o.duration, Batch: o.batch, Concurrency: o.concurrency, Seed: o.seed,
-		Pregen: o.pregen, Compress: o.encoding(), Labels: labels, Slowest: o.slowest}
+		Pregen: o.pregen, Compress: o.encoding(), Labels: labels, Slowest: o.slowest, Warmup: o.warmup}
 	if ln != nil {
 		pid := ln.cmd.Process.Pid
 		cfg.NodeCPU = func() (time.Duration, bool) { return procCPU(pid) }
@@ -229,7 +239,7 @@ func runBenchIngest(ctx context.Context, o *benchIngestOpts, stdout, stderr io.W
 			return setup("--rate %q: want rows/s or a percentage such as 50%%", o.rate)
 		}
 		cal := cfg
-		cal.Rows, cal.Duration, cal.Progress, cal.Seed, cal.Slowest = 0, o.calibrate, nil, cfg.Seed+1000, 0
+		cal.Rows, cal.Duration, cal.Progress, cal.Seed, cal.Slowest, cal.Warmup = 0, o.calibrate, nil, cfg.Seed+1000, 0, 0
 		fmt.Fprintf(stderr, "bench: calibrating at full speed for %v\n", o.calibrate)
 		rep, err := bench.Run(ctx, cal)
 		if err != nil {
@@ -311,6 +321,9 @@ func benchArgs(o *benchIngestOpts) []string {
 	}
 	if o.pregen > 0 {
 		a = append(a, "--pregen", strconv.Itoa(o.pregen))
+	}
+	if o.warmup > 0 {
+		a = append(a, "--warmup", o.warmup.String())
 	}
 	// Always named: the default changed (none -> zstd), and a results row
 	// must say which one it measured.

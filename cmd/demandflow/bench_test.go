@@ -32,7 +32,7 @@ func TestBenchIngestLocal(t *testing.T) {
 			if tc.compress != "" {
 				args = append(args, "--compress", tc.compress)
 			} else {
-				args = append(args, "--slowest", "3")
+				args = append(args, "--slowest", "3", "--warmup", "10ms")
 			}
 			compress := cmp.Or(tc.compress, "zstd")
 			out, errOut, code := runCLI(t, args...)
@@ -94,6 +94,15 @@ func TestBenchIngestLocal(t *testing.T) {
 			if want := strings.TrimPrefix(compress, "none"); cfg["compress"] != nil && cfg["compress"] != want ||
 				want != "" && (cfg["compress"] != want || num(rep, "bytes_sent") > 50000*20) {
 				t.Errorf("compress %s: config %v, %v bytes sent", compress, cfg, rep["bytes_sent"])
+			}
+			// --warmup: the acks after it, with their own latency and CPU.
+			if st, _ := rep["steady"].(map[string]any); tc.compress == "" {
+				if st == nil || num(st, "warmup_s") != 0.01 || num(st, "rows_acked") <= 0 || num(st, "rows_acked") > 50000 ||
+					num(st, "rows_per_s") <= 0 || st["latency_ms"] == nil || st["cpu"] == nil || !strings.Contains(out, "after warm-up") || !strings.Contains(out, " 0.01s: ") {
+					t.Errorf("steady: %v\n%s", st, out)
+				}
+			} else if st != nil {
+				t.Errorf("steady without --warmup: %v", st)
 			}
 			// --slowest 3: the three slowest acks, slowest first, each
 			// split by the node's tracking log into parts that add up.
