@@ -416,11 +416,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	rec.batches = rec.ackedBatches + rec.errs
 	rep := buildReport(cfg, rec, start, elapsed, sentRows.Load(), sentBytes.Load(), cfg.Client.Stats().Retries-retries0)
 	rep.CPU = cpuUse(cpu0, cpu1, rep.RowsAcked)
-	if warm.done != nil {
-		if warm.taken && rec.steadyRows > 0 {
-			rep.Steady = steadyWindow(cfg.Warmup, elapsed, rec)
-			rep.Steady.CPU = cpuUse(warm.sample, cpu1, rec.steadyRows)
-		}
+	if warm.taken && rec.steadyRows > 0 {
+		rep.Steady = steadyWindow(cfg.Warmup, elapsed, rec)
+		rep.Steady.CPU = cpuUse(warm.sample, cpu1, rec.steadyRows)
 	}
 	if len(rec.slow) > 0 {
 		// After the CPU sample: the lookups are not part of the run.
