@@ -1,5 +1,7 @@
 package cluster
 
+import "math/bits"
+
 // markTable holds a dataset's committed dirty marks by series id: an
 // open-addressing hash table with linear probing, at most half full, whose
 // slots hold no pointers.
@@ -173,7 +175,7 @@ func (t *markTable) grow() {
 	old := t.slots
 	size := max(2*len(old), minMarkSlots)
 	t.slots = make([]markSlot, size)
-	t.shift = uint(64 - log2(size))
+	t.shift = 64 - uint(bits.TrailingZeros(uint(size)))
 	for _, s := range old {
 		if s.sid != 0 {
 			i, _ := t.find(s.sid)
@@ -199,14 +201,4 @@ func (t *markTable) sweepTxs() {
 		}
 	}
 	t.txKept = len(t.txs)
-}
-
-// log2 returns the base-2 logarithm of a power of two.
-func log2(n int) int {
-	l := 0
-	for n > 1 {
-		n >>= 1
-		l++
-	}
-	return l
 }
