@@ -474,7 +474,8 @@ func errSizeEstimate(e stream.RowError) int {
 // (maxRawPayload). It starts from an estimate based on the uncompressed
 // size, shrinks a run that came out too big and grows the next one when there
 // was room; every step depends only on the input, so the plan is
-// deterministic.
+// deterministic. With an error it still returns the parts planned so far,
+// whose pooled buffers the caller puts back.
 func planRows(as *arrow.Schema, recs []arrow.RecordBatch, budget int) ([]plannedPart, error) {
 	var total, rawBytes int64
 	for _, r := range recs {
@@ -510,7 +511,7 @@ func planRows(as *arrow.Schema, recs []arrow.RecordBatch, budget int) ([]planned
 				minlzBufs.Put(pooled)
 			}
 			if n == 1 {
-				return nil, fmt.Errorf("encode ingest: one row takes %d bytes (%d compressed), above the %d byte budget",
+				return parts, fmt.Errorf("encode ingest: one row takes %d bytes (%d compressed), above the %d byte budget",
 					raw, len(payload), budget)
 			}
 			n = max(min(n*1024*9/10/fill, n-1), 1)
