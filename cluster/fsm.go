@@ -12,6 +12,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
 
+	"github.com/demandflow/demandflow/internal/bufpool"
 	"github.com/demandflow/demandflow/tracking"
 )
 
@@ -29,7 +30,9 @@ import (
 type FSM struct {
 	store  *Store
 	logger *slog.Logger
-	mem    memory.Allocator
+	// mem allocates the records decoded from entries (bufpool: they are
+	// released within the apply, so their buffers are recycled).
+	mem memory.Allocator
 
 	batches atomic.Int64 // ApplyBatch calls that committed a Pebble batch
 
@@ -61,7 +64,7 @@ func NewFSM(store *Store, logger *slog.Logger) *FSM {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &FSM{store: store, logger: logger.With("component", "fsm"), mem: memory.NewGoAllocator(), metrics: newWriteMetrics()}
+	return &FSM{store: store, logger: logger.With("component", "fsm"), mem: bufpool.New(), metrics: newWriteMetrics()}
 }
 
 // Store returns the FSM's store.

@@ -176,7 +176,7 @@ func (n *Node) ingest(w http.ResponseWriter, r *http.Request) error {
 	validateStart := time.Now()
 	meter := &cpuMeter{r: body}
 	meter.begin()
-	batch, err := stream.Decode(ctx, format, meter, schema, stream.DecodeConfig{ChunkRows: n.cfg.ChunkRows, MaxBytes: n.cfg.MaxBodyBytes + 1})
+	batch, err := stream.Decode(ctx, format, meter, schema, stream.DecodeConfig{ChunkRows: n.cfg.ChunkRows, MaxBytes: n.cfg.MaxBodyBytes + 1, Allocator: n.mem})
 	meter.end()
 	validateCPU := meter.cpu
 	if raw.hit || body.hit {

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/quic-go/quic-go"
 	"github.com/quic-go/quic-go/http3"
 
@@ -23,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/demandflow/demandflow/cluster"
+	"github.com/demandflow/demandflow/internal/bufpool"
 )
 
 // Node is one running Demandflow node. Create it with New, then Start;
@@ -34,6 +36,9 @@ type Node struct {
 	metrics *metrics
 	cl      *cluster.Cluster
 	fc      *cluster.Forecaster // this node's forecast refresher (api_forecast.go)
+	// mem allocates the records of HTTP ingest bodies (bufpool: they are
+	// released when the request ends, so their buffers are recycled).
+	mem memory.Allocator
 
 	httpLn      net.Listener
 	httpSrv     *http.Server
@@ -67,7 +72,7 @@ func New(ctx context.Context, cfg Config) (*Node, error) {
 		return nil, err
 	}
 	cfg = cfg.withDefaults()
-	n := &Node{cfg: cfg, log: cfg.Logger, reg: cfg.Registry}
+	n := &Node{cfg: cfg, log: cfg.Logger, reg: cfg.Registry, mem: bufpool.New()}
 	if n.log == nil {
 		var err error
 		if n.log, err = newLogger(cfg, os.Stderr); err != nil {
