@@ -130,6 +130,10 @@ func (c Config) Validate() error {
 //     and every compaction into the bottom level rewrote what it carried:
 //     596 MB of 1.8 GB appended in a 40 s ingest run, none with the split
 //     (bench/RESULTS.md, session 2026-12-06 23:00).
+//   - The tables flushes and compactions write leave the page cache once
+//     they are synced (dropCacheFS): the log is read back only by lagging
+//     followers and at restarts, and its cached pages only crowded out the
+//     state store's (and, on a VM, cost fresh page faults).
 //   - Flushes and compactions yield the CPU to request handling after every
 //     table write (package yield): a flush must not hold a processor that
 //     the next StoreLogs, which an ack waits for, needs.
@@ -141,7 +145,7 @@ func (c Config) Validate() error {
 func (c Config) pebbleOptions(cache *pebble.Cache) *pebble.Options {
 	logger := pebbleLogger{l: c.Logger}
 	opts := &pebble.Options{
-		FS:                 yield.FS(c.FS),
+		FS:                 dropCacheFS(yield.FS(c.FS)),
 		Cache:              cache,
 		MemTableSize:       uint64(c.MemTableSize),
 		FormatMajorVersion: pebble.FormatTableFormatV6,

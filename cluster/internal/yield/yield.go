@@ -27,12 +27,17 @@ func (fs yieldFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File,
 	if err != nil {
 		return nil, err
 	}
-	switch category {
-	case categoryFlush, categoryCompaction:
+	if Background(category) {
 		wrapped.Add(1)
 		return yieldFile{f}, nil
 	}
 	return f, nil
+}
+
+// Background reports whether Pebble creates files of category for its
+// flushes and compactions (the tables they write).
+func Background(category vfs.DiskWriteCategory) bool {
+	return category == categoryFlush || category == categoryCompaction
 }
 
 // wrapped counts the files FS wrapped, so a test can tell when Pebble
