@@ -1,6 +1,8 @@
 package raftstore
 
 import (
+	"sync/atomic"
+
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/demandflow/demandflow/cluster/internal/yield"
@@ -36,14 +38,14 @@ func (fs dropFS) Create(name string, category vfs.DiskWriteCategory) (vfs.File, 
 func (fs dropFS) Unwrap() vfs.FS { return fs.FS }
 
 // dropFile drops the pages of a table file once they are written back.
-// Pebble writes and syncs a table from one goroutine, so clean needs no
-// lock.
 type dropFile struct {
 	vfs.File
 	// clean is the offset below which SyncTo's earlier calls made every
 	// page clean: Pebble's SyncTo waits for the write-back it started the
 	// call before (sync_file_range with SYNC_FILE_RANGE_WAIT_BEFORE).
-	clean int64
+	// Pebble calls SyncTo from the table's writes, one at a time; atomic
+	// all the same, as Sync may come from another goroutine.
+	clean atomic.Int64
 }
 
 // SyncTo syncs as the file does, then drops the pages it knows are clean.
@@ -56,10 +58,9 @@ func (f *dropFile) SyncTo(length int64) (fullSync bool, err error) {
 		dropPages(f.File, 0, 0)
 		return true, nil
 	}
-	if f.clean > 0 {
-		dropPages(f.File, 0, f.clean)
+	if clean := f.clean.Swap(length); clean > 0 {
+		dropPages(f.File, 0, clean)
 	}
-	f.clean = length
 	return false, nil
 }
 
