@@ -25,12 +25,7 @@ func appendTerms(t *testing.T, s *Store, terms, perTerm uint64, size int) {
 		if err := s.Set([]byte("LastVoteCand"), fmt.Appendf(nil, "node-%d", term%3)); err != nil {
 			t.Fatal(err)
 		}
-		logs := mkLogs((term-1)*perTerm+1, term*perTerm, term)
-		for _, l := range logs {
-			l.Data = make([]byte, size)
-			_, _ = rng.Read(l.Data)
-		}
-		if err := s.StoreLogs(logs); err != nil {
+		if err := s.StoreLogs(randomLogs(rng, (term-1)*perTerm+1, term*perTerm, term, size)); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.db.Flush(); err != nil {

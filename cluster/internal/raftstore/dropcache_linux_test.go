@@ -57,12 +57,7 @@ func TestFlushedTablesLeavePageCache(t *testing.T) {
 	rng := rand.NewChaCha8([32]byte{3})
 	const n, size = 64, 128 << 10 // 8 MiB of entries: one memtable
 	for i := uint64(1); i <= n; i += 8 {
-		logs := mkLogs(i, i+7, 1)
-		for _, l := range logs {
-			l.Data = make([]byte, size)
-			_, _ = rng.Read(l.Data)
-		}
-		if err := s.StoreLogs(logs); err != nil {
+		if err := s.StoreLogs(randomLogs(rng, i, i+7, 1, size)); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"testing"
 	"time"
 
@@ -65,6 +66,17 @@ func mkLogs(lo, hi, term uint64) []*raft.Log {
 	logs := make([]*raft.Log, 0, hi-lo+1)
 	for i := lo; i <= hi; i++ {
 		logs = append(logs, mkLog(i, term))
+	}
+	return logs
+}
+
+// randomLogs returns mkLogs(lo, hi, term) with size random bytes of data
+// each from rng, so that no compression hides their size.
+func randomLogs(rng *rand.ChaCha8, lo, hi, term uint64, size int) []*raft.Log {
+	logs := mkLogs(lo, hi, term)
+	for _, l := range logs {
+		l.Data = make([]byte, size)
+		_, _ = rng.Read(l.Data)
 	}
 	return logs
 }

@@ -123,15 +123,9 @@ func TestTruncationReclaimsSpace(t *testing.T) {
 	const n, keep = 20000, 1000
 	cfg := testConfig(t, nil)
 	s := openStore(t, cfg)
-	// Random payloads, so that compression cannot hide the size.
 	rng := rand.NewChaCha8([32]byte{1})
 	for i := uint64(1); i <= n; i += 500 {
-		logs := mkLogs(i, i+499, 1)
-		for _, l := range logs {
-			l.Data = make([]byte, 1024)
-			_, _ = rng.Read(l.Data)
-		}
-		if err := s.StoreLogs(logs); err != nil {
+		if err := s.StoreLogs(randomLogs(rng, i, i+499, 1, 1024)); err != nil {
 			t.Fatal(err)
 		}
 	}
