@@ -49,7 +49,7 @@ func (c *Cluster) openRaft() error {
 	cfg := c.cfg
 	var err error
 	c.logStore, err = raftstore.Open(raftstore.Config{Dir: filepath.Join(cfg.DataDir, "raft"), FS: cfg.FS,
-		Logger: c.log.With("component", "raftstore"), OnStoreLogs: c.fsm.metrics.observeStore})
+		Logger: c.log, OnStoreLogs: c.fsm.metrics.observeStore})
 	if err != nil {
 		return fmt.Errorf("open raft log: %w", err)
 	}
