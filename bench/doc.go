@@ -22,10 +22,13 @@
 // Throughput is acked rows (accepted + rejected) over the wall time from
 // the first send to the last ack. Config.Warmup adds the same figures for
 // the acks after a warm-up (the first second runs slower: QUIC slow start,
-// the node's first memtables, heap growth), beside the whole run's. Batch generation runs on the sending
-// goroutines (it costs client CPU) unless Config.Pregen is set.
-// Config.Compress "zstd" sends the bodies compressed, as a client on a real
-// network would (the node decodes Content-Encoding: zstd).
+// the node's first memtables, heap growth), beside the whole run's. Batch
+// generation runs on the sending goroutines (it costs client CPU) unless
+// Config.Pregen is set. Config.Compress "zstd" sends the bodies
+// compressed, as a client on a real network would (the node decodes
+// Content-Encoding: zstd), at the level demandflow push uses for the
+// format (package zstdbody: the default level for Arrow, the fastest for
+// text).
 //
 // # Report JSON (schema_version 1)
 //

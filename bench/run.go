@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/demandflow/demandflow/client"
+	"github.com/demandflow/demandflow/internal/zstdbody"
 )
 
 // Config configures an ingest benchmark run. A zero field means its
@@ -24,8 +24,8 @@ type Config struct {
 	// Required.
 	Dataset string
 	// Format names the body format in the report ("ndjson", "csv",
-	// "arrow"); ContentType is sent with every batch; Encode builds the
-	// bodies. Format "ndjson" and "csv" default ContentType and Encode;
+	// "arrow") and picks the zstd level (package zstdbody); ContentType
+	// is sent with every batch; Encode builds the bodies. Format "ndjson" and "csv" default ContentType and Encode;
 	// other formats must set both.
 	Format      string
 	ContentType string
@@ -211,16 +211,13 @@ func (r *recorder) flush(t, width float64) Point {
 	return p
 }
 
-// zstdEnc compresses bodies for Config.Compress "zstd". The fastest level:
-// the client shares the machine with the node in --local runs.
-var zstdEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1))
-
-// compressBody returns body with the content encoding applied.
-func compressBody(encoding string, body []byte) []byte {
-	if encoding != "zstd" {
+// compressBody returns body with cfg's content encoding applied: zstd at
+// the level demandflow push uses for cfg.Format (package zstdbody).
+func compressBody(cfg Config, body []byte) []byte {
+	if cfg.Compress != "zstd" {
 		return body
 	}
-	return zstdEnc.EncodeAll(body, make([]byte, 0, len(body)/4))
+	return zstdbody.Encode(cfg.Format, body)
 }
 
 func ms(us int64) float64 { return float64(us) / 1000 }
@@ -244,7 +241,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if err != nil {
 			return nil, fmt.Errorf("bench: encode: %w", err)
 		}
-		pregen = append(pregen, compressBody(cfg.Compress, b))
+		pregen = append(pregen, compressBody(cfg, b))
 	}
 
 	totalBatches := int64(-1)
@@ -358,7 +355,7 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 						continue
 					}
 					buf = body
-					body = compressBody(cfg.Compress, body)
+					body = compressBody(cfg, body)
 				}
 				sentRows.Add(int64(n))
 				sentBytes.Add(int64(len(body)))

@@ -27,9 +27,10 @@ type PushConfig struct {
 	// ContentEncoding is the Content-Encoding of the requests: "" (none),
 	// "gzip" (compress/gzip at BestSpeed, by the Pusher) or another
 	// encoding the node accepts ("zstd"), which needs Encode. Compressed
-	// bodies save network bytes, ~10x for demand rows, and over HTTP/3,
-	// whose cost is per QUIC packet, zstd at its fastest level also saves
-	// CPU on both ends (demandflow push sends zstd by default).
+	// bodies save network bytes, 4-14x for demand rows, and over HTTP/3,
+	// whose cost is per QUIC packet, zstd also saves CPU on both ends
+	// (demandflow push sends zstd by default, at a level chosen by format:
+	// internal/zstdbody).
 	// MaxBatchBytes still bounds the uncompressed body, which is what the
 	// node's max_body_bytes limits.
 	ContentEncoding string

@@ -11,6 +11,10 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/demandflow/demandflow/bench"
+	"github.com/demandflow/demandflow/internal/zstdbody"
+	"github.com/klauspost/compress/zstd"
 )
 
 // TestBenchIngestLocal runs `bench ingest --local` and validates the JSON
@@ -173,5 +177,42 @@ func TestBenchIngestBadCompress(t *testing.T) {
 	_, errOut, code := runCLI(t, "bench", "ingest", "--local", "--compress", "lz4")
 	if code != 1 || !strings.Contains(errOut, `--compress "lz4": want none or zstd`) {
 		t.Errorf("exit %d, stderr %q: want 1 and a message naming --compress", code, errOut)
+	}
+}
+
+// TestBodyZstdLevels checks the per-format zstd levels of package
+// zstdbody on generated bodies: the default level must shrink an Arrow
+// stream well past the fastest level (it halves it), and the fastest level
+// must do about as well as the default on text. It logs the figures the
+// package's doc comment quotes.
+func TestBodyZstdLevels(t *testing.T) {
+	g := bench.NewGenerator(1, 0, 0)
+	for _, f := range []struct {
+		name string
+		enc  bench.Encoder
+	}{{"arrow", encodeArrow}, {"ndjson", bench.EncodeNDJSON}, {"csv", bench.EncodeCSV}} {
+		var raw, fastest, def int
+		for i := range 4 {
+			body, err := f.enc(nil, g.Rows(nil, int64(i)*10000, 10000))
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw += len(body)
+			for level, n := range map[zstd.EncoderLevel]*int{zstd.SpeedFastest: &fastest, zstd.SpeedDefault: &def} {
+				e, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1))
+				if err != nil {
+					t.Fatal(err)
+				}
+				*n += len(e.EncodeAll(body, nil))
+			}
+		}
+		t.Logf("%s: raw %.1f B/row, fastest %.1f, default %.1f", f.name, float64(raw)/40000, float64(fastest)/40000, float64(def)/40000)
+		chosen := map[zstd.EncoderLevel]int{zstd.SpeedFastest: fastest, zstd.SpeedDefault: def}[zstdbody.Level(f.name)]
+		if best := min(fastest, def); float64(chosen) > 1.2*float64(best) {
+			t.Errorf("%s: zstdbody's level gives %d bytes, %.0f%% more than the better level's %d", f.name, chosen, 100*(float64(chosen)/float64(best)-1), best)
+		}
+		if f.name == "arrow" && float64(def) > 0.7*float64(fastest) {
+			t.Errorf("arrow: default level %d bytes against fastest %d; the level choice assumes about half", def, fastest)
+		}
 	}
 }
