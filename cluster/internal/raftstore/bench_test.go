@@ -38,11 +38,12 @@ func benchLogs(n, size int) []*raft.Log {
 }
 
 // BenchmarkStoreLogs measures synced appends of raft-sized batches, as a
-// leader under ingest load issues them.
+// leader under ingest load issues them: many small entries, one, or a few
+// 10,000-row ingest entries (about 360 KB each).
 //
 //	go test -run '^$' -bench StoreLogs -benchtime 2000x ./cluster/internal/raftstore/
 func BenchmarkStoreLogs(b *testing.B) {
-	for _, bc := range []struct{ batch, size int }{{64, 4 << 10}, {1, 4 << 10}} {
+	for _, bc := range []struct{ batch, size int }{{64, 4 << 10}, {1, 4 << 10}, {6, 360 << 10}} {
 		b.Run(fmt.Sprintf("batch=%d/size=%d", bc.batch, bc.size), func(b *testing.B) {
 			s := benchStore(b)
 			logs := benchLogs(bc.batch, bc.size)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"sync"
 	"testing"
 	"time"
@@ -448,5 +449,48 @@ func TestOnStoreLogs(t *testing.T) {
 	}
 	if fmt.Sprint(calls) != "[3 1]" || total <= 0 {
 		t.Fatalf("hook calls: got %v (total %v), want [3 1] with a positive time", calls, total)
+	}
+}
+
+// TestStoreLogsReusesBatch stores batches that alternate between small
+// ones, which reuse StoreLogs' kept buffer, and ones larger than half the
+// memtable, which Pebble commits as flushables that hold on to their
+// buffer. Every entry must read back intact, before and after a restart:
+// reusing a buffer Pebble still holds would overwrite the earlier entries.
+func TestStoreLogsReusesBatch(t *testing.T) {
+	cfg := testConfig(t, nil)
+	cfg.MemTableSize = minMemTableSize // flushables from 128 KiB
+	s := openStore(t, cfg)
+	rng := rand.NewChaCha8([32]byte{7})
+	var want []*raft.Log
+	next := uint64(1)
+	for i := range 24 {
+		n, size := uint64(1+i%3), 4<<10
+		if i%4 == 3 {
+			size = 96 << 10 // n*size crosses 128 KiB: a flushable batch
+		}
+		logs := randomLogs(rng, next, next+n-1, 1, size)
+		if err := s.StoreLogs(logs); err != nil {
+			t.Fatalf("StoreLogs %d-%d: %v", next, next+n-1, err)
+		}
+		want = append(want, logs...)
+		next += n
+	}
+	if s.spare.Load() == nil {
+		t.Error("StoreLogs kept no batch for the next call")
+	}
+	for _, phase := range []string{"open", "restart"} {
+		if phase == "restart" {
+			s = reopen(t, s, cfg)
+		}
+		for _, w := range want {
+			var got raft.Log
+			if err := s.GetLog(w.Index, &got); err != nil {
+				t.Fatalf("%s: GetLog(%d): %v", phase, w.Index, err)
+			}
+			if d := diffLog(&got, w); d != "" {
+				t.Fatalf("%s: entry %d: %s", phase, w.Index, d)
+			}
+		}
 	}
 }

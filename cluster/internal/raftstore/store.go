@@ -44,6 +44,8 @@ type Store struct {
 	// 0 when the log is empty. Written under writeMu after a commit.
 	first atomic.Uint64
 	last  atomic.Uint64
+	// spare is StoreLogs' batch, kept between calls (see keptBatch).
+	spare atomic.Pointer[pebble.Batch]
 
 	// compactMu guards compactEnd, the exclusive log index up to which the
 	// compactor should compact next; compactCh wakes the compactor.
@@ -108,6 +110,9 @@ func (s *Store) Close() error {
 		s.closeMu.Lock()
 		defer s.closeMu.Unlock()
 		s.closed = true
+		if b := s.spare.Swap(nil); b != nil {
+			_ = b.Close()
+		}
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("close raft store: %w", err)
 			return
