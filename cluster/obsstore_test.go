@@ -364,8 +364,15 @@ func TestBlockBuilderIndex(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if fmt.Sprint(got.sids, got.bodies, got.rows) != fmt.Sprint(want.sids, want.bodies, want.rows) || got.rows != 4 {
-			t.Fatalf("sum=%v: builder index %v %v rows %d, decoded %v %v rows %d", sum, got.sids, got.bodies, got.rows, want.sids, want.bodies, want.rows)
+		bodies := func(b *stagedBlock) (out [][]byte) {
+			for i := range b.offs {
+				out = append(out, b.bodyAt(i))
+			}
+			return out
+		}
+		if fmt.Sprint(got.sids, got.offs, bodies(got), got.rows) != fmt.Sprint(want.sids, want.offs, bodies(want), want.rows) || got.rows != 4 {
+			t.Fatalf("sum=%v: builder index %v %v %v rows %d, decoded %v %v %v rows %d", sum,
+				got.sids, got.offs, bodies(got), got.rows, want.sids, want.offs, bodies(want), want.rows)
 		}
 		first := decodeChunk(t, got.body(1))
 		if wantM := map[bool]float64{false: 2, true: 3}[sum]; first[0][1] != wantM {
