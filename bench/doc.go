@@ -26,9 +26,9 @@
 // generation runs on the sending goroutines (it costs client CPU) unless
 // Config.Pregen is set. Config.Compress "zstd" sends the bodies
 // compressed, as a client on a real network would (the node decodes
-// Content-Encoding: zstd), at the level demandflow push uses for the
-// format (package zstdbody: the default level for Arrow, the fastest for
-// text).
+// Content-Encoding: zstd), by Config.CompressBody: demandflow bench
+// passes the level demandflow push uses for the format (the default level
+// for Arrow, the fastest for text).
 //
 // # Report JSON (schema_version 1)
 //

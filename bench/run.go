@@ -11,7 +11,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/demandflow/demandflow/client"
-	"github.com/demandflow/demandflow/internal/zstdbody"
+	"github.com/klauspost/compress/zstd"
 )
 
 // Config configures an ingest benchmark run. A zero field means its
@@ -24,8 +24,8 @@ type Config struct {
 	// Required.
 	Dataset string
 	// Format names the body format in the report ("ndjson", "csv",
-	// "arrow") and picks the zstd level (package zstdbody); ContentType
-	// is sent with every batch; Encode builds the bodies. Format "ndjson" and "csv" default ContentType and Encode;
+	// "arrow"); ContentType is sent with every batch; Encode builds the
+	// bodies. Format "ndjson" and "csv" default ContentType and Encode;
 	// other formats must set both.
 	Format      string
 	ContentType string
@@ -54,7 +54,11 @@ type Config struct {
 	// Compress is the Content-Encoding of the bodies: "" (none) or "zstd".
 	// Bodies are compressed at the client's cost (pre-generated ones once),
 	// and the report's bytes are the compressed bytes on the wire.
-	Compress string
+	// CompressBody compresses one body for Compress "zstd" and is called
+	// concurrently; default zstd at its fastest level. demandflow bench
+	// passes the level demandflow push uses for the format.
+	Compress     string
+	CompressBody func(body []byte) []byte
 	// Warmup, when > 0, also reports the run after its first Warmup
 	// (Report.Steady): throughput, ack latency and CPU of the acks that
 	// came back after it, without the start-up (QUIC slow start, the
@@ -113,7 +117,11 @@ func (c Config) withDefaults() (Config, error) {
 		c.Interval = time.Second
 	}
 	switch c.Compress {
-	case "", "zstd":
+	case "":
+	case "zstd":
+		if c.CompressBody == nil {
+			c.CompressBody = fastestZstd
+		}
 	default:
 		return c, fmt.Errorf("bench: compress %q: want zstd or none", c.Compress)
 	}
@@ -211,13 +219,17 @@ func (r *recorder) flush(t, width float64) Point {
 	return p
 }
 
-// compressBody returns body with cfg's content encoding applied: zstd at
-// the level demandflow push uses for cfg.Format (package zstdbody).
+// zstdEnc is the default Config.CompressBody's encoder: the fastest level.
+var zstdEnc, _ = zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest))
+
+func fastestZstd(body []byte) []byte { return zstdEnc.EncodeAll(body, make([]byte, 0, len(body)/4)) }
+
+// compressBody returns body with cfg's content encoding applied.
 func compressBody(cfg Config, body []byte) []byte {
 	if cfg.Compress != "zstd" {
 		return body
 	}
-	return zstdbody.Encode(cfg.Format, body)
+	return cfg.CompressBody(body)
 }
 
 func ms(us int64) float64 { return float64(us) / 1000 }

@@ -27,6 +27,7 @@ import (
 
 	"github.com/demandflow/demandflow/bench"
 	"github.com/demandflow/demandflow/client"
+	"github.com/demandflow/demandflow/internal/zstdbody"
 )
 
 func newBenchCmd() *cobra.Command {
@@ -222,7 +223,9 @@ func runBenchIngest(ctx context.Context, o *benchIngestOpts, stdout, stderr io.W
 	}
 	cfg := bench.Config{Client: c, Dataset: o.dataset, Format: o.format, ContentType: ct, Encode: enc,
 		Rows: o.rows, Duration: o.duration, Batch: o.batch, Concurrency: o.concurrency, Seed: o.seed,
-		Pregen: o.pregen, Compress: o.encoding(), Labels: labels, Slowest: o.slowest, Warmup: o.warmup}
+		Pregen: o.pregen, Compress: o.encoding(), Labels: labels, Slowest: o.slowest, Warmup: o.warmup,
+		// The bytes push would send (its zstd level depends on the format).
+		CompressBody: func(b []byte) []byte { return zstdbody.Encode(o.format, b) }}
 	if ln != nil {
 		pid := ln.cmd.Process.Pid
 		cfg.NodeCPU = func() (time.Duration, bool) { return procCPU(pid) }

@@ -1,6 +1,7 @@
 // Package zstdbody compresses request bodies with zstd the way demandflow
-// push sends them. The ingest benchmark uses it too, so that it measures
-// the bytes push puts on the wire.
+// push sends them. demandflow bench ingest compresses with it too (as
+// bench.Config.CompressBody), so that the benchmark measures the bytes
+// push puts on the wire.
 //
 // The level depends on the body's format. zstd's fastest level finds
 // little to match in an Arrow IPC stream's column buffers. The default
