@@ -223,7 +223,6 @@ type rowScratch struct {
 	order    []rowOrder   // rows in (series, period, row) order
 	orderTmp []rowOrder   // sortRows' other buffer
 	block    blockBuilder // the staged block being built
-	first    []int32      // stageRows' first row of each series
 }
 
 type statsWork struct {

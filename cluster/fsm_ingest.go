@@ -145,7 +145,13 @@ func (f *FSM) applyIngest(ac *applyCtx, index uint64, h, payload []byte) any {
 	sids := make([]uint64, 0, rows)
 	staged := len(ac.staged)
 	for i, r := range recs {
-		sids = append(sids, ac.writeRows(e, st, index, uint32(i), r, false)...)
+		ac.writeRows(e, st, index, uint32(i), r, false)
+		// writeRows left r's rows sorted by series in ac.order.
+		for _, o := range ac.order {
+			if len(sids) == 0 || sids[len(sids)-1] != o.sid {
+				sids = append(sids, o.sid)
+			}
+		}
 	}
 	if len(recs) > 1 {
 		slices.Sort(sids)
@@ -329,61 +335,15 @@ type rowOrder struct {
 // period) follow the dataset's policy: under "last" the later row in body
 // order wins, under "sum" the measures add up (also to older data of the
 // period). With restage it only builds the block again (the entry was
-// applied before a restart: its dictionary entries are stored). It returns
-// the record's series, ascending (owned by the block; nil without rows).
-func (ac *applyCtx) writeRows(e *dsEntry, st *dsStats, index uint64, rec uint32, r arrow.RecordBatch, restage bool) []uint64 {
-	if e.known == nil {
-		e.known = &seriesSet{}
-	}
-	blk, first := ac.stageRows(e.schema, e.id, stagedKey(e.id, index, rec), r)
-	if blk == nil {
-		return nil
-	}
-	if !restage {
-		ac.registerSeries(e, st, r, blk.sids, first)
-	}
-	ac.staged = append(ac.staged, blk)
-	return blk.sids
-}
-
-// registerSeries writes the dictionary entry of each series of sids that
-// the dataset has not seen, with the dimensions of its row first[i] of r.
-func (ac *applyCtx) registerSeries(e *dsEntry, st *dsStats, r arrow.RecordBatch, sids []uint64, first []int32) {
-	var dims []*array.String
-	var dimVals []string
-	for k, sid := range sids {
-		if e.known.Has(sid) {
-			continue
-		}
-		ref := seriesRef{e.id, sid}
-		if _, ok := ac.series[ref]; ok {
-			continue
-		}
-		if dims == nil {
-			dims = make([]*array.String, len(e.schema.Dimensions))
-			for i := range dims {
-				dims[i] = r.Column(stream.IdxFirstDimension + i).(*array.String)
-			}
-			dimVals = make([]string, len(dims))
-		}
-		for j, d := range dims {
-			dimVals[j] = d.Value(int(first[k]))
-		}
-		must(ac.b.Set(seriesKey(e.id, sid), encodeDims(dimVals), nil))
-		st.series++
-		ac.series[ref] = e
-	}
-}
-
-// stageRows sorts the rows of r (validated for schema sc) by (series id,
-// period) and builds them into one volatile staged block of dataset dsid
-// under key, or returns nil when r has no rows. first[k] is the first row,
-// in that order, of the block's k-th series (in rs, valid until the next
-// call). It reads nothing but r and sc, so it may run ahead of apply on
-// another goroutine with its own rowScratch (fsm_prepare.go).
-func (rs *rowScratch) stageRows(sc *stream.Schema, dsid uint32, key []byte, r arrow.RecordBatch) (blk *stagedBlock, first []int32) {
+// applied before a restart: its dictionary entries are stored).
+func (ac *applyCtx) writeRows(e *dsEntry, st *dsStats, index uint64, rec uint32, r arrow.RecordBatch, restage bool) {
+	sc := e.schema
 	sids := r.Column(stream.IdxSeriesID).(*array.Uint64)
 	periods := r.Column(stream.IdxPeriod).(*array.Date32)
+	dims := make([]*array.String, len(sc.Dimensions))
+	for i := range dims {
+		dims[i] = r.Column(stream.IdxFirstDimension + i).(*array.String)
+	}
 	measure := r.Column(sc.IdxMeasure()).(*array.Float64)
 	covs := make([]*array.Float64, len(sc.Covariates))
 	for i := range covs {
@@ -393,25 +353,43 @@ func (rs *rowScratch) stageRows(sc *stream.Schema, dsid uint32, key []byte, r ar
 	if i := sc.IdxObjectID(); i >= 0 {
 		objs = r.Column(i).(*array.String)
 	}
+	sum := sc.Duplicates == stream.DuplicatesSum
+	if e.known == nil {
+		e.known = &seriesSet{}
+	}
 	covVals := make([]float64, len(covs))
 	covNull := make([]bool, len(covs))
+	dimVals := make([]string, len(dims))
+	var lastSID uint64
+	haveLast := false
 	// Stage in (series id, period) order; ties break on the row number,
 	// so rows of the same (series, period) keep their body order and the
 	// later one still wins under "last".
 	n := int(r.NumRows())
-	order := rs.order[:0]
+	order := ac.order[:0]
 	for i := range n {
 		order = append(order, rowOrder{sid: sids.Value(i), period: int32(periods.Value(i)), row: int32(i)})
 	}
-	order, rs.orderTmp = sortRows(order, rs.orderTmp)
-	rs.order = order
-	bb := &rs.block
-	bb.reset(sc.Duplicates == stream.DuplicatesSum, n)
-	first = rs.first[:0]
-	for k, o := range order {
+	order, ac.orderTmp = sortRows(order, ac.orderTmp)
+	ac.order = order
+	bb := &ac.block
+	bb.reset(sum, n)
+	for _, o := range order {
 		i := int(o.row)
-		if k == 0 || o.sid != order[k-1].sid {
-			first = append(first, o.row)
+		sid := o.sid
+		if !restage && (!haveLast || sid != lastSID) {
+			ref := seriesRef{e.id, sid}
+			if !e.known.Has(sid) {
+				if _, ok := ac.series[ref]; !ok {
+					for j, d := range dims {
+						dimVals[j] = d.Value(i)
+					}
+					must(ac.b.Set(seriesKey(e.id, sid), encodeDims(dimVals), nil))
+					st.series++
+					ac.series[ref] = e
+				}
+			}
+			lastSID, haveLast = sid, true
 		}
 		for j, c := range covs {
 			covNull[j] = c.IsNull(i)
@@ -421,16 +399,15 @@ func (rs *rowScratch) stageRows(sc *stream.Schema, dsid uint32, key []byte, r ar
 		if objs != nil && objs.IsValid(i) {
 			obj, hasObj = objs.Value(i), true
 		}
-		rs.valBuf = appendObsValue(rs.valBuf[:0], measure.Value(i), covVals, covNull, obj, hasObj)
-		bb.add(o.sid, biasPeriod(int32(periods.Value(i))), rs.valBuf)
+		ac.valBuf = appendObsValue(ac.valBuf[:0], measure.Value(i), covVals, covNull, obj, hasObj)
+		bb.add(sid, biasPeriod(int32(periods.Value(i))), ac.valBuf)
 	}
-	rs.first = first
 	if bb.rows == 0 {
-		return nil, nil
+		return
 	}
-	blk = bb.finish(dsid, key)
+	blk := bb.finish(e.id, stagedKey(e.id, index, rec))
 	blk.volatile = true
-	return blk, first
+	ac.staged = append(ac.staged, blk)
 }
 
 // compareRows orders rows by (series id, period, row).
