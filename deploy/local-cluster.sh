@@ -13,6 +13,9 @@ BIN=${1:-bin/demandflow}
 DIR=${2:-$(mktemp -d -t demandflow-local-XXXXXX)}
 N=3
 KEY=$(head -c 32 /dev/urandom | base64)
+# As deploy/demandflow.service runs nodes: Pebble's C-malloc memory on
+# transparent huge pages (unless the caller set GLIBC_TUNABLES).
+export GLIBC_TUNABLES=${GLIBC_TUNABLES:-glibc.malloc.hugetlb=1}
 pids=()
 
 cleanup() {

@@ -108,7 +108,9 @@ they are exact with --local and approximate across machines.
 --local starts a fresh single node (this binary, "node" subcommand) in a
 temporary directory, points the run at it (its HTTP/3 address and pinned
 self-signed certificate for --proto h3; plain http for h1/h2 unless
---local-tls), and stops it afterwards. The dataset (--dataset, default
+--local-tls), and stops it afterwards. It runs the node as
+deploy/demandflow.service does, with GLIBC_TUNABLES=glibc.malloc.hugetlb=1
+(unless GLIBC_TUNABLES already sets it). The dataset (--dataset, default
 "bench") is created when missing.
 
 Exit status: 0 when every batch was acked, 3 when some were not, 1 on a
@@ -362,6 +364,7 @@ func startLocalNode(ctx context.Context, logs io.Writer, extra []string) (*local
 	args := append([]string{"node", "--data-dir", dir, "--http-addr", "127.0.0.1:0", "--raft-addr", "127.0.0.1:0",
 		"--gossip-addr", "127.0.0.1:0", "--node-name", "bench-local", "--log-level", "warn"}, extra...)
 	n.cmd = exec.Command(exe, args...)
+	n.cmd.Env = nodeEnv(os.Environ())
 	n.cmd.Stdout, n.cmd.Stderr = logs, logs
 	if err := n.cmd.Start(); err != nil {
 		_ = os.RemoveAll(dir)
@@ -392,6 +395,40 @@ func startLocalNode(ctx context.Context, logs io.Writer, extra []string) (*local
 	}
 	n.stopWait(exited)
 	return nil, errors.New("node did not come up within 30s")
+}
+
+// hugeMalloc is the glibc tunable that backs malloc's large regions with
+// transparent huge pages (madvise MADV_HUGEPAGE; glibc 2.35 and later,
+// ignored elsewhere). Pebble takes its memtables and block cache from C
+// malloc: with 4 KiB pages, every new memtable costs a page fault per 4
+// KiB, which on a VM that returns freed memory to the host (this one)
+// costs about 10 us each. deploy/demandflow.service sets it, and --local
+// runs its node the same way. h3 Arrow runs, alternating without and with
+// it: whole-run throughput higher in 15 of 18 pairs, node CPU per row 8%
+// lower in the last 8 (bench/RESULTS.md, 2026-12-07).
+const hugeMalloc = "glibc.malloc.hugetlb=1"
+
+// nodeEnv returns env with hugeMalloc added to GLIBC_TUNABLES, unless the
+// variable already sets glibc.malloc.hugetlb.
+func nodeEnv(env []string) []string {
+	out := make([]string, 0, len(env)+1)
+	found := false
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "GLIBC_TUNABLES="); ok {
+			found = true
+			if !strings.Contains(v, "glibc.malloc.hugetlb=") {
+				kv += ":" + hugeMalloc
+				if v == "" {
+					kv = "GLIBC_TUNABLES=" + hugeMalloc
+				}
+			}
+		}
+		out = append(out, kv)
+	}
+	if !found {
+		out = append(out, "GLIBC_TUNABLES="+hugeMalloc)
+	}
+	return out
 }
 
 func (n *localNode) stopWait(exited chan error) {

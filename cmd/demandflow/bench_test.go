@@ -216,3 +216,16 @@ func TestBodyZstdLevels(t *testing.T) {
 		}
 	}
 }
+
+func TestNodeEnv(t *testing.T) {
+	for _, tc := range []struct{ in, want []string }{
+		{[]string{"A=1"}, []string{"A=1", "GLIBC_TUNABLES=glibc.malloc.hugetlb=1"}},
+		{[]string{"GLIBC_TUNABLES=glibc.malloc.arena_max=2", "B=2"}, []string{"GLIBC_TUNABLES=glibc.malloc.arena_max=2:glibc.malloc.hugetlb=1", "B=2"}},
+		{[]string{"GLIBC_TUNABLES="}, []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=1"}},
+		{[]string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=0"}, []string{"GLIBC_TUNABLES=glibc.malloc.hugetlb=0"}}, // the user's choice stays
+	} {
+		if got := nodeEnv(tc.in); strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("nodeEnv(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
