@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/demandflow/demandflow/client"
-	"github.com/klauspost/compress/zstd"
 )
 
 // Config configures an ingest benchmark run. A zero field means its

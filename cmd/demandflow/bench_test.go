@@ -12,9 +12,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/demandflow/demandflow/bench"
 	"github.com/demandflow/demandflow/internal/zstdbody"
-	"github.com/klauspost/compress/zstd"
 )
 
 // TestBenchIngestLocal runs `bench ingest --local` and validates the JSON
