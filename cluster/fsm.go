@@ -282,7 +282,7 @@ func (s *Store) newApplyCtx(size int) *applyCtx {
 	s.mu.RLock()
 	next := s.nextID
 	s.mu.RUnlock()
-	b := s.takeBatch(&s.applyBatch, size)
+	b := s.applyBatch.Take(s.db, size, maxKeptBatch)
 	rs := s.rowScratch.Swap(nil)
 	if rs == nil {
 		rs = &rowScratch{}
@@ -303,11 +303,10 @@ func (s *Store) newApplyCtx(size int) *applyCtx {
 // maxKeptScratch is the largest block buffer a kept rowScratch retains.
 const maxKeptScratch = 16 << 20
 
-// close keeps the batch (Store.keepBatch) and the row scratch for the
-// next ApplyBatch.
+// close keeps the batch and the row scratch for the next ApplyBatch.
 func (ac *applyCtx) close() {
 	if ac.b != nil {
-		ac.s.keepBatch(&ac.s.applyBatch, ac.b)
+		ac.s.applyBatch.Keep(ac.b)
 		ac.b = nil
 	}
 	if rs := ac.rowScratch; rs != nil && cap(rs.block.buf) <= maxKeptScratch {

@@ -527,8 +527,8 @@ func (s *Store) foldStaged() error {
 		size += len(blk.key) + 16
 		size += len(blk.val) + 20*len(blk.offs)
 	}
-	b := s.takeBatch(&s.foldBatch, size)
-	defer s.keepBatch(&s.foldBatch, b)
+	b := s.foldBatch.Take(s.db, size, maxKeptBatch)
+	defer s.foldBatch.Keep(b)
 	rows := 0
 	for lo := 0; lo < len(blocks); {
 		hi := lo

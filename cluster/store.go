@@ -19,6 +19,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/sstable"
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/demandflow/demandflow/cluster/internal/batchslot"
 	"github.com/demandflow/demandflow/cluster/internal/yield"
 	"github.com/demandflow/demandflow/stream"
 	"github.com/demandflow/demandflow/tracking"
@@ -207,8 +208,8 @@ type Store struct {
 	applied atomic.Uint64
 	term    atomic.Uint64
 	// applyBatch and foldBatch are the batches kept between applies and
-	// between folds (takeBatch, keepBatch).
-	applyBatch, foldBatch atomic.Pointer[pebble.Batch]
+	// between folds.
+	applyBatch, foldBatch batchslot.Slot
 	// ingestParts counts the ingest parts applied since the store was
 	// opened (the forecaster's "ingest is busy" signal).
 	ingestParts atomic.Uint64
@@ -433,11 +434,8 @@ func (s *Store) Close() error {
 	if !s.replaying() {
 		perr = errors.Join(s.persistVolatile(), s.persistDirty())
 	}
-	for _, p := range []*atomic.Pointer[pebble.Batch]{&s.applyBatch, &s.foldBatch} {
-		if b := p.Swap(nil); b != nil {
-			_ = b.Close()
-		}
-	}
+	s.applyBatch.Close()
+	s.foldBatch.Close()
 	// Without a WAL the memtables are all that holds the latest applies;
 	// a failed flush loses nothing Raft cannot replay, so Close goes on.
 	ferr := errors.Join(perr, s.flushUnlogged())
@@ -475,30 +473,9 @@ func (s *Store) PebbleMetrics() string {
 	return s.db.Metrics().String()
 }
 
-// maxKeptBatch is the largest buffer a kept batch retains.
+// maxKeptBatch is the largest buffer a kept apply or fold batch retains:
+// an apply or a fold writes megabytes.
 const maxKeptBatch = 64 << 20
-
-// takeBatch returns the batch kept in p, or a new one of size bytes. A
-// kept batch has the buffer of its last use, which a new batch would
-// allocate again: an apply or a fold writes megabytes, beyond what
-// Pebble's own batch pool keeps (1 MB).
-func (s *Store) takeBatch(p *atomic.Pointer[pebble.Batch], size int) *pebble.Batch {
-	if b := p.Swap(nil); b != nil {
-		return b
-	}
-	return s.db.NewBatchWithSize(size, pebble.WithMaxRetainedSizeBytes(maxKeptBatch))
-}
-
-// keepBatch resets b, committed or not, and keeps it in p for takeBatch
-// (Pebble drops a buffer above maxKeptBatch on reset). Pebble no longer
-// reads a batch once Commit returns (without WAL failover, which the
-// store does not use).
-func (s *Store) keepBatch(p *atomic.Pointer[pebble.Batch], b *pebble.Batch) {
-	b.Reset()
-	if old := p.Swap(b); old != nil {
-		_ = old.Close()
-	}
-}
 
 // IngestParts returns the number of ingest parts applied (and committed)
 // since the store was opened.

@@ -476,7 +476,7 @@ func TestStoreLogsReusesBatch(t *testing.T) {
 		want = append(want, logs...)
 		next += n
 	}
-	if s.spare.Load() == nil {
+	if !s.spare.Kept() {
 		t.Error("StoreLogs kept no batch for the next call")
 	}
 	for _, phase := range []string{"open", "restart"} {

@@ -11,6 +11,8 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/hashicorp/raft"
+
+	"github.com/demandflow/demandflow/cluster/internal/batchslot"
 )
 
 // ErrClosed is returned by every method of a Store after Close.
@@ -45,7 +47,7 @@ type Store struct {
 	first atomic.Uint64
 	last  atomic.Uint64
 	// spare is StoreLogs' batch, kept between calls (see keptBatch).
-	spare atomic.Pointer[pebble.Batch]
+	spare batchslot.Slot
 
 	// compactMu guards compactEnd, the exclusive log index up to which the
 	// compactor should compact next; compactCh wakes the compactor.
@@ -110,9 +112,7 @@ func (s *Store) Close() error {
 		s.closeMu.Lock()
 		defer s.closeMu.Unlock()
 		s.closed = true
-		if b := s.spare.Swap(nil); b != nil {
-			_ = b.Close()
-		}
+		s.spare.Close()
 		if err := s.db.Close(); err != nil {
 			s.closeErr = fmt.Errorf("close raft store: %w", err)
 			return
